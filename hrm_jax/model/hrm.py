@@ -1,0 +1,217 @@
+"""The original HRM (sapientinc/HRM `HierarchicalReasoningModel_ACTV1_Inner`), one segment of reasoning.
+
+Faithful to the PyTorch code: post-norm blocks, input injection once per module call, non-trainable `H_init` /
+`L_init`, sqrt(D) embedding scale applied in fp32, RoPE or learned positions, a zero-initialised sparse
+puzzle-identifier embedding, lm_head, and a q_head initialised to weight 0 / bias -5. The one-step gradient:
+every H/L call but the last L and the last H runs under `stop_gradient`.
+
+`causal=True` turns it into a causal LM for code: causal attention (with packed-segment masking) in every module;
+the Q head then reads the last valid position of each row, the only one that has seen the whole sequence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from hrm_jax.model import layers
+
+
+class Buffer(nnx.Variable):
+    """Persistent, non-trainable state (the original's `nn.Buffer`): saved and loaded, never optimised."""
+
+
+class PuzzleEmbedding(nnx.Variable):
+    """The sparse puzzle-identifier table. Trained by sparse SignSGD, never by Adam, never EMA'd."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HRMConfig:
+    """Field names and defaults follow the original's `HierarchicalReasoningModel_ACTV1Config` (hrm_v1.yaml)."""
+
+    vocab_size: int = 11
+    seq_len: int = 81
+    puzzle_emb_ndim: int = 512
+    num_puzzle_identifiers: int = 1
+    H_cycles: int = 2
+    L_cycles: int = 2
+    H_layers: int = 4
+    L_layers: int = 4
+    hidden_size: int = 512
+    expansion: float = 4.0
+    num_heads: int = 8
+    pos_encodings: Literal["rope", "learned"] = "rope"
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    halt_max_steps: int = 16
+    halt_exploration_prob: float = 0.1
+    forward_dtype: str = "bfloat16"
+    causal: bool = False
+    attention_impl: Literal["xla", "cudnn"] | None = None
+
+    def __post_init__(self):
+        if self.pos_encodings not in ("rope", "learned"):
+            raise ValueError(f"pos_encodings must be 'rope' or 'learned', got {self.pos_encodings!r}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.halt_max_steps < 1:
+            raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
+
+    @property
+    def puzzle_emb_len(self) -> int:
+        """P = ceil(puzzle_emb_ndim / D) leading positions that hold the puzzle embedding."""
+        return -(self.puzzle_emb_ndim // -self.hidden_size)
+
+    @property
+    def total_len(self) -> int:
+        return self.seq_len + self.puzzle_emb_len
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def dtype(self):
+        return jnp.dtype(self.forward_dtype)
+
+    def replace(self, **changes) -> "HRMConfig":
+        return dataclasses.replace(self, **changes)
+
+
+@struct.dataclass
+class InnerCarry:
+    z_H: jax.Array  # [B, S+P, D] in forward dtype
+    z_L: jax.Array  # [B, S+P, D]
+
+
+class HRM(nnx.Module):
+    """The inner model: one call runs one segment (H_cycles x L_cycles) and returns the new carry and heads."""
+
+    def __init__(self, config: HRMConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        cfg, dt, d = config, config.dtype, config.hidden_size
+        embed_std = 1.0 / math.sqrt(d)
+        self.embed_tokens = layers.Embedding(cfg.vocab_size, d, init=layers.trunc_normal_init(embed_std), dtype=dt,
+                                             rngs=rngs)
+        self.lm_head = layers.Linear(d, cfg.vocab_size, axes=("embed", "vocab"), dtype=dt, rngs=rngs)
+        self.q_head = layers.Linear(d, 2, axes=("embed", None), use_bias=True, dtype=dt,
+                                    kernel_init=lambda k, s, t=jnp.float32: jnp.zeros(s, t), rngs=rngs)
+        self.q_head.bias[...] = jnp.full((2,), -5.0, jnp.float32)
+        if cfg.puzzle_emb_ndim > 0:
+            self.puzzle_emb = PuzzleEmbedding(jnp.zeros((cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim), jnp.float32),
+                                              out_sharding=(None, "embed"), eager_sharding=False)
+        else:
+            self.puzzle_emb = None
+        if cfg.pos_encodings == "learned":
+            self.embed_pos = layers.Embedding(cfg.total_len, d, init=layers.trunc_normal_init(embed_std), dtype=dt,
+                                              axes=(None, "embed"), rngs=rngs)
+        else:
+            self.embed_pos = None
+
+        def stack(n):
+            return layers.BlockStack([
+                layers.Block(d, cfg.num_heads, cfg.head_dim, layers.swiglu_intermediate_size(d, cfg.expansion),
+                             eps=cfg.rms_norm_eps, pre_norm=False, rope_in_fp32=True, dtype=dt,
+                             attention_impl=cfg.attention_impl, rngs=rngs)
+                for _ in range(n)])
+
+        self.H_level = stack(cfg.H_layers)
+        self.L_level = stack(cfg.L_layers)
+        init_unit = layers.trunc_normal_init(1.0)
+        self.H_init = Buffer(init_unit(rngs.params(), (d,)).astype(dt), out_sharding=(None,), eager_sharding=False)
+        self.L_init = Buffer(init_unit(rngs.params(), (d,)).astype(dt), out_sharding=(None,), eager_sharding=False)
+
+    # ----- inputs -----------------------------------------------------------------------------------------------
+    def input_embeddings(self, inputs_BS: jax.Array, puzzle_identifiers_B: jax.Array | None) -> jax.Array:
+        """[B, S+P, D]: puzzle positions then tokens, (learned positions), times sqrt(D); scales applied in fp32
+        and rounded once, like PyTorch's python-float x bf16 product."""
+        cfg, dt = self.config, self.config.dtype
+        e = self.embed_tokens(inputs_BS)
+        if self.puzzle_emb is not None:
+            pe = jnp.take(self.puzzle_emb[...], puzzle_identifiers_B.astype(jnp.int32), axis=0).astype(dt)
+            pad = cfg.puzzle_emb_len * cfg.hidden_size - cfg.puzzle_emb_ndim
+            pe = jnp.pad(pe, ((0, 0), (0, pad)))
+            e = jnp.concatenate([pe.reshape(-1, cfg.puzzle_emb_len, cfg.hidden_size), e], axis=1)
+        if self.embed_pos is not None:
+            e = (e + self.embed_pos.embedding[...].astype(dt)).astype(dt)
+            e = (0.707106781 * e.astype(jnp.float32)).astype(dt)
+        return (math.sqrt(cfg.hidden_size) * e.astype(jnp.float32)).astype(dt)
+
+    def attention_context(self, batch_size: int, segment_ids_BS: jax.Array | None,
+                          positions_BS: jax.Array | None):
+        """RoPE tables and the attention mask shared by every call of a segment."""
+        cfg, p = self.config, self.config.puzzle_emb_len
+        if segment_ids_BS is not None and p > 0:
+            raise ValueError("packed segment_ids need puzzle_emb_ndim=0 (puzzle positions belong to no segment)")
+        index = jnp.arange(cfg.total_len)[None]
+        cos = sin = None
+        if cfg.pos_encodings == "rope":
+            rope_pos = index if positions_BS is None else positions_BS
+            cos, sin = layers.rope_cos_sin(rope_pos[0] if rope_pos.shape[0] == 1 else rope_pos, cfg.head_dim,
+                                           cfg.rope_theta)
+        mask = layers.attention_mask(causal=cfg.causal, q_index=index, kv_index=index,
+                                     q_segment_ids=segment_ids_BS, kv_segment_ids=segment_ids_BS)
+        return cos, sin, mask
+
+    # ----- carry ------------------------------------------------------------------------------------------------
+    def empty_carry(self, batch_size: int) -> InnerCarry:
+        shape = (batch_size, self.config.total_len, self.config.hidden_size)
+        return InnerCarry(z_H=jnp.zeros(shape, self.config.dtype), z_L=jnp.zeros(shape, self.config.dtype))
+
+    def reset_carry(self, reset_B: jax.Array, carry: InnerCarry) -> InnerCarry:
+        """Halted slots restart from H_init / L_init (broadcast to every position)."""
+        flag = reset_B[:, None, None]
+        return InnerCarry(z_H=jnp.where(flag, self.H_init[...], carry.z_H),
+                          z_L=jnp.where(flag, self.L_init[...], carry.z_L))
+
+    # ----- one segment ------------------------------------------------------------------------------------------
+    def __call__(self, carry: InnerCarry, batch: dict[str, jax.Array]):
+        """One segment. Returns (new_carry (no gradient), logits [B,S,V], q_halt [B] fp32, q_continue [B] fp32).
+
+        batch: `inputs` [B,S]; `puzzle_identifiers` [B] when puzzle_emb_ndim > 0; optional `segment_ids` and
+        `positions` [B,S] (causal packing).
+        """
+        cfg = self.config
+        segment_ids = batch.get("segment_ids")
+        cos, sin, mask = self.attention_context(batch["inputs"].shape[0], segment_ids, batch.get("positions"))
+        x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
+
+        def L_call(z_L, z_H):
+            return self.L_level(z_L + (z_H + x), cos, sin, mask)  # injection added once, as the original
+
+        def H_call(z_H, z_L):
+            return self.H_level(z_H + z_L, cos, sin, mask)
+
+        z_H, z_L = carry.z_H, carry.z_L
+        # No-gradient cycles: every call but the last L and the last H (default order L, L, H, L).
+        for h in range(cfg.H_cycles):
+            for l in range(cfg.L_cycles):
+                if not (h == cfg.H_cycles - 1 and l == cfg.L_cycles - 1):
+                    z_L = L_call(z_L, z_H)
+            if h != cfg.H_cycles - 1:
+                z_H = H_call(z_H, z_L)
+        z_H, z_L = jax.lax.stop_gradient((z_H, z_L))
+        # One-step gradient.
+        z_L = L_call(z_L, z_H)
+        z_H = H_call(z_H, z_L)
+
+        new_carry = jax.lax.stop_gradient(InnerCarry(z_H=z_H, z_L=z_L))
+        logits = self.lm_head(z_H)[:, cfg.puzzle_emb_len:]
+        q_logits = self.q_head(self.q_position(z_H, segment_ids)).astype(jnp.float32)
+        return new_carry, logits, q_logits[..., 0], q_logits[..., 1]
+
+    def q_position(self, z_H_BSD: jax.Array, segment_ids_BS: jax.Array | None) -> jax.Array:
+        """The state the Q head reads [B, D]: position 0 (the puzzle token) as in the original; in causal mode the
+        last valid position (last non-padding token of the row), since position 0 has seen nothing else."""
+        if not self.config.causal:
+            return z_H_BSD[:, 0]
+        if segment_ids_BS is None:
+            return z_H_BSD[:, -1]
+        valid = segment_ids_BS != 0
+        last = jnp.where(valid.any(-1), z_H_BSD.shape[1] - 1 - jnp.argmax(valid[:, ::-1], axis=-1), 0)
+        return jnp.take_along_axis(z_H_BSD, last[:, None, None], axis=1)[:, 0]
