@@ -1,0 +1,218 @@
+"""Run untrusted Python programs (a solution plus its test asserts) in contained processes.
+
+Each program runs in its own process tree under evals/isolation/bootstrap.py, with layers
+applied where the kernel allows and weaker fallbacks where it does not:
+
+  time       RLIMIT_CPU (SIGXCPU, then SIGKILL) and a wall-clock limit enforced by a monitor
+             process, backed by a supervisor-side kill of the whole tree.
+  memory     RLIMIT_AS; RLIMIT_FSIZE per file; the work dir is a size-capped tmpfs when a
+             mount namespace is available (otherwise only the per-file cap bounds the disk).
+  processes  RLIMIT_NPROC for the sandbox uid (root drops to `uid`/`gid`, so it binds);
+             a pid namespace (its death kills every process in it), plus a subreaper monitor
+             that kills any leftover descendant, so nothing outlives the run.
+  network    a fresh network namespace (no interfaces up); a seccomp filter refusing every
+             socket but AF_UNIX (x86_64/aarch64); Landlock denying TCP. Only if neither the
+             namespace nor seccomp is available, an in-process Python guard (weak: ctypes
+             gets past it).
+  files      the dropped uid cannot write where others cannot; Landlock limits writes to the
+             work dir and /dev/null; in a mount namespace /tmp, /var/tmp and /dev/shm are also
+             covered by read-only tmpfs. With neither Landlock nor a mount namespace, the
+             sandbox uid can still write world-writable dirs such as /tmp.
+  signals    the program cannot signal its supervisor: other uid (root case), other pid
+             namespace, Landlock signal scoping.
+  other      scrubbed environment (PATH, LANG, HOME/TMPDIR = work dir), stdin /dev/null,
+             a fresh work dir removed afterwards, capped stdout/stderr that are read to the
+             end (a flood costs CPU time, not memory), no core dumps.
+
+Run as root (CI), everything above applies. As another user, the uid drop is replaced by a
+user namespace (when unprivileged ones are allowed), and concurrent programs share the uid's
+process count. Verdict.isolation lists the layers that were actually applied.
+
+Without a mount namespace, the interpreter's standard library must be readable by `uid`
+(with one, directories under a closed parent such as /root are bind-mounted into view).
+"""
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from evals.capped_buffer import CappedBuffer
+from evals.verdict import Status, Verdict, classify
+
+_BOOTSTRAP = Path(__file__).resolve().with_name("isolation") / "bootstrap.py"
+_RESULT_CAP = 1 << 20
+_BACKSTOP_GRACE_S = 5.0  # monitor start-up and clean-up, beyond the wall limit
+_DRAIN_AFTER_KILL_S = 1.0
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits and isolation switches for one program."""
+
+    cpu_seconds: float = 10.0
+    wall_seconds: float = 15.0
+    memory_bytes: int = 1 << 30         # address space
+    file_size_bytes: int = 16 << 20     # largest file the program may write
+    max_processes: int = 64             # for the whole sandbox uid
+    output_bytes: int = 64 << 10        # kept of stdout (its start) and of stderr (its end)
+    uid: int = 65534                    # the user programs run as, when started as root
+    gid: int = 65534
+    open_files: int = 256
+    workdir_bytes: int = 64 << 20       # size of the work dir's tmpfs, where one can be mounted
+    namespaces: bool = True             # the switches below exist to test the fallbacks
+    landlock: bool = True
+    seccomp: bool = True
+
+    def __post_init__(self):
+        for name in ("cpu_seconds", "wall_seconds", "memory_bytes", "file_size_bytes", "max_processes",
+                     "output_bytes", "open_files", "workdir_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SandboxLimits.{name} must be positive, got {getattr(self, name)}")
+
+
+def _scrubbed_env(workdir: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "HOME": workdir, "TMPDIR": workdir, "TMP": workdir, "TEMP": workdir}
+
+
+def _prepare_dirs(base: Path, source: str, limits: SandboxLimits) -> tuple[Path, Path]:
+    """base/program.py (readable only by us) and base/work (the program's own, empty)."""
+    program, workdir = base / "program.py", base / "work"
+    program.write_bytes(source.encode("utf-8", errors="surrogatepass"))
+    program.chmod(0o600)
+    workdir.mkdir(mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(workdir, limits.uid, limits.gid)
+    base.chmod(0o711)
+    return program, workdir
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable_and_retry(function, failed_path, _exc):
+        try:
+            os.chmod(os.path.dirname(failed_path), 0o700)
+            function(failed_path)
+        except OSError:
+            pass
+
+    handler = {"onexc" if sys.version_info >= (3, 12) else "onerror": make_writable_and_retry}
+    shutil.rmtree(path, **handler)
+
+
+def _parse_results(data: bytes) -> tuple[int | None, dict | None]:
+    """The init pid and the final record from the monitor's JSON lines."""
+    init_pid, final = None, None
+    for line in data.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if "init_pid" in record:
+            init_pid = record["init_pid"]
+        else:
+            final = record
+    return init_pid, final
+
+
+def _kill_run(monitor: subprocess.Popen, init_pid: int | None) -> None:
+    """SIGKILL the monitor's process group and the init process (and with it a pid namespace)."""
+    for kill, target in ((os.killpg, monitor.pid), (os.kill, init_pid), (os.killpg, init_pid)):
+        if target is not None:
+            try:
+                kill(target, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _drain(monitor: subprocess.Popen, result_fd: int, sinks: dict[int, CappedBuffer], deadline: float) -> bool:
+    """Read all pipes to EOF into their capped sinks; kill the run at `deadline`. True if killed."""
+    killed = False
+    with selectors.DefaultSelector() as selector:
+        for fd in sinks:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if killed:
+                    break  # something still holds a pipe open; give up on it
+                init_pid, _ = _parse_results(sinks[result_fd].getvalue())
+                _kill_run(monitor, init_pid)
+                killed, deadline = True, time.monotonic() + _DRAIN_AFTER_KILL_S
+                continue
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    sinks[key.fd].append(chunk)
+                else:
+                    selector.unregister(key.fd)
+    return killed
+
+
+def run_program(source: str, limits: SandboxLimits = SandboxLimits()) -> Verdict:
+    """Run one program in the sandbox and return its Verdict (never raises for the program's sake)."""
+    started = time.monotonic()
+    base = Path(tempfile.mkdtemp(prefix="hrm_sandbox_"))
+    try:
+        program, workdir = _prepare_dirs(base, source, limits)
+        result_r, result_w = os.pipe()
+        config = dict(asdict(limits), program_path=str(program), workdir=str(workdir), base_dir=str(base),
+                      result_fd=result_w)
+        try:
+            monitor = subprocess.Popen(
+                [sys.executable, "-I", "-B", str(_BOOTSTRAP), json.dumps(config)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=(result_w,), cwd="/", env=_scrubbed_env(str(workdir)), start_new_session=True)
+        except BaseException:
+            os.close(result_r)
+            raise
+        finally:
+            os.close(result_w)
+        stdout = CappedBuffer(limits.output_bytes, keep="head")
+        stderr = CappedBuffer(limits.output_bytes, keep="tail")
+        results = CappedBuffer(_RESULT_CAP, keep="head")
+        sinks = {monitor.stdout.fileno(): stdout, monitor.stderr.fileno(): stderr, result_r: results}
+        try:
+            backstop_fired = _drain(monitor, result_r, sinks,
+                                    time.monotonic() + limits.wall_seconds + _BACKSTOP_GRACE_S)
+        finally:
+            os.close(result_r)
+            monitor.stdout.close()
+            monitor.stderr.close()
+            try:
+                monitor.wait(timeout=_DRAIN_AFTER_KILL_S)
+            except subprocess.TimeoutExpired:
+                _kill_run(monitor, None)
+                monitor.wait()
+        _, record = _parse_results(results.getvalue())
+    finally:
+        _remove_tree(base)
+    return classify(record, stdout=stdout.text(), stderr=stderr.text(),
+                    output_truncated=stdout.truncated or stderr.truncated,
+                    duration_s=time.monotonic() - started, cpu_limit_s=limits.cpu_seconds,
+                    wall_limit_s=limits.wall_seconds, backstop_fired=backstop_fired)
+
+
+def _run_contained(source: str, limits: SandboxLimits) -> Verdict:
+    try:
+        return run_program(source, limits)
+    except Exception as exc:  # a sandbox failure on one program must not end the evaluation
+        return Verdict(Status.ERROR, "SandboxError", f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def run_many(programs: Sequence[str], max_workers: int | None = None,
+             limits: SandboxLimits = SandboxLimits()) -> list[Verdict]:
+    """Run programs concurrently (one supervising thread each) and return verdicts in input order."""
+    workers = max_workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
+        return list(pool.map(lambda source: _run_contained(source, limits), programs))
