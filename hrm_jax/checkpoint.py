@@ -1,0 +1,136 @@
+"""Orbax checkpoints: the train state, the data iterator and metadata, saved together; all Orbax calls live here.
+
+Resume-or-init order (`CheckpointManager.restore_or_init`):
+  1. this workdir's newest checkpoint whose metadata matches the run (model config, data spec, global batch,
+     tokenizer fingerprint); a checkpoint from another config is refused with an error naming the fields;
+     a checkpoint that fails to restore (truncated, partial) is skipped with a warning for the previous one;
+  2. else `config.init_from`: parameters (and buffers, puzzle table) from another run's checkpoint, fresh
+     optimiser, carry and data position;
+  3. else a fresh init.
+Saving is asynchronous; retention keeps the latest N plus every K-th step (`preservation_policy`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import grain
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+from absl import logging
+
+from hrm_jax import config as config_lib
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A checkpoint written by a run with another model / data configuration."""
+
+
+def run_fingerprint(config: ml_collections.ConfigDict, data_meta: dict, tokenizer_fingerprint: str = "") -> dict:
+    """What must match for a checkpoint to be resumed: the resolved model, the data spec, the global batch."""
+    model = dataclasses.asdict(config_lib.hrm_config(config, data_meta))
+    return {"model_family": config.model.family, "model": model, "data": dict(data_meta),
+            "global_batch_size": int(config.data.global_batch_size), "tokenizer_fingerprint": tokenizer_fingerprint}
+
+
+def _diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: checkpoint {a!r} vs this run {b!r}")
+    return out
+
+
+def abstract_with_shardings(abstract, shardings):
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
+class CheckpointManager:
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict, data_meta: dict,
+                 tokenizer_fingerprint: str = ""):
+        self.config = config
+        self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self.fingerprint = run_fingerprint(config, data_meta, tokenizer_fingerprint)
+        policies = [ocp.checkpoint_managers.LatestN(config.train.keep_latest)]
+        if config.train.keep_every:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(config.train.keep_every))
+        options = ocp.CheckpointManagerOptions(
+            enable_async_checkpointing=config.train.async_checkpoint, create=True,
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies))
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data", "meta"))
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, data_iter, force: bool = False) -> None:
+        meta = dict(self.fingerprint, step=int(step), config=json.loads(config_lib.to_json(self.config)))
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(data_iter),
+            meta=ocp.args.JsonSave(meta)), force=force)
+
+    def _check_compatible(self, step: int) -> None:
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        saved = {k: meta.get(k) for k in self.fingerprint}
+        diffs = _diff(saved, self.fingerprint)
+        if diffs:
+            raise IncompatibleCheckpointError(
+                f"checkpoint {self.directory}/{step} was written by another configuration:\n  " + "\n  ".join(diffs)
+                + "\nUse another --workdir, or restore the original settings.")
+
+    def restore_or_init(self, trainer, data_iter) -> Any:
+        target = abstract_with_shardings(trainer.abstract_state, trainer.state_shardings)
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                self._check_compatible(step)
+            except IncompatibleCheckpointError:
+                raise
+            except Exception as e:  # unreadable metadata: a partial checkpoint
+                logging.warning("checkpoint %d is unreadable (%s); trying the previous one", step, e)
+                continue
+            try:
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target), data=grain.checkpoint.CheckpointRestore(data_iter)))
+            except Exception as e:  # noqa: BLE001 (any failure of a damaged checkpoint means: use the previous)
+                logging.warning("checkpoint %d failed to restore (%s: %s); falling back to the previous one",
+                                step, type(e).__name__, e)
+                continue
+            logging.info("resumed from %s/%d", self.directory, step)
+            return restored["state"]
+        state = trainer.init_state()
+        if self.config.init_from:
+            state = self._init_from(self.config.init_from, trainer, state)
+        return state
+
+    def _init_from(self, path: str, trainer, fresh):
+        """Parameters, puzzle table and buffers from another run's latest checkpoint; the rest fresh."""
+        source = ocp.CheckpointManager(os.path.join(os.path.abspath(path), "checkpoints")
+                                       if os.path.isdir(os.path.join(path, "checkpoints")) else os.path.abspath(path))
+        step = source.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"config.init_from: no checkpoint found under {path}")
+        target = abstract_with_shardings(trainer.abstract_state, trainer.state_shardings)
+        partial = {"params": target.params, "puzzle_emb": target.puzzle_emb, "buffers": target.buffers}
+        try:
+            restored = source.restore(step, args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(item=partial, partial_restore=True)))["state"]
+        except Exception as e:
+            raise IncompatibleCheckpointError(f"config.init_from {path} (step {step}) does not fit this model: {e}")
+        finally:
+            source.close()
+        logging.info("initialised parameters from %s (step %d)", path, step)
+        return fresh.replace(params=restored["params"], puzzle_emb=restored["puzzle_emb"],
+                             buffers=restored["buffers"])
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()

@@ -1,0 +1,125 @@
+"""The run configuration: one schema (`base_config`), validated once, then locked.
+
+Every experiment file in `configs/` starts from `base_config()` and changes values, never keys, so an unknown
+`--config.a.b=v` override is an error (config_flags locks the dict). `validate(config)` checks values and names the
+bad field; data-derived model fields (vocabulary, sequence length, puzzle identifiers) are filled from the dataset
+by `hrm_config(config, data_meta)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import ml_collections
+
+from hrm_jax.model.hrm import HRMConfig
+
+MODES = ("train", "eval", "export")
+FAMILIES = ("hrm",)
+DATA_KINDS = ("synthetic", "puzzle")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.mode = "train"
+    c.seed = 0
+    c.init_from = ""  # a checkpoint directory (params only) to start from; this run's own checkpoints win
+
+    # Model: HRM fields as in the original's hrm_v1.yaml (vocab/seq/identifiers come from the data).
+    c.model = ml_collections.ConfigDict()
+    c.model.family = "hrm"
+    defaults = HRMConfig()
+    for field in dataclasses.fields(HRMConfig):
+        if field.name not in ("vocab_size", "seq_len", "num_puzzle_identifiers"):
+            c.model[field.name] = getattr(defaults, field.name)
+    c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
+    c.model.loss_type = "stablemax_cross_entropy"
+
+    c.data = ml_collections.ConfigDict()
+    c.data.kind = "puzzle"  # puzzle: the original HRM on-disk format; synthetic: a generated sorting task
+    c.data.path = ""  # puzzle: the dataset folder (train/, test/)
+    c.data.global_batch_size = 768
+    c.data.num_workers = 0  # grain worker processes (JAX-free)
+    c.data.synthetic_seq_len = 16
+    c.data.synthetic_vocab = 10
+    c.data.synthetic_num_identifiers = 1
+    c.data.synthetic_size = 4096
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.lr = 1e-4
+    c.optim.lr_min_ratio = 1.0
+    c.optim.lr_warmup_steps = 2000
+    c.optim.beta1 = 0.9
+    c.optim.beta2 = 0.95
+    c.optim.weight_decay = 0.1
+    c.optim.puzzle_emb_lr = 1e-2
+    c.optim.puzzle_emb_weight_decay = 0.1
+    c.optim.grad_clip_norm = 0.0  # 0 = off (the original does not clip)
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 1000
+    c.train.log_every = 50
+    c.train.eval_every = 0  # 0 = only at the end
+    c.train.eval_batches = 0  # 0 = the whole test split
+    c.train.checkpoint_every = 500
+    c.train.keep_latest = 2
+    c.train.keep_every = 0  # also keep every K-th step's checkpoint forever (0 = none)
+    c.train.async_checkpoint = True
+    c.train.compilation_cache_dir = ""
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.shape = (-1, 1, 1)  # (data, fsdp, tensor); one -1 is filled from the device count
+
+    c.distributed = ml_collections.ConfigDict()
+    c.distributed.enabled = False  # call jax.distributed.initialize (auto-detects SLURM / TPU pods)
+    c.distributed.coordinator_address = ""
+    c.distributed.num_processes = 0
+    c.distributed.process_id = -1
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.adaptive = False  # False: the original's fixed halt_max_steps segments
+    return c
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the field."""
+
+
+def _require(cond: bool, field: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"config.{field}: {message}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    _require(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
+    _require(config.model.family in FAMILIES, "model.family", f"{config.model.family!r} is not one of {FAMILIES}")
+    _require(config.data.kind in DATA_KINDS, "data.kind", f"{config.data.kind!r} is not one of {DATA_KINDS}")
+    _require(config.data.kind != "puzzle" or bool(config.data.path), "data.path", "a puzzle dataset folder is needed")
+    _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
+    _require(config.train.steps > 0, "train.steps", "must be positive")
+    _require(config.train.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
+    _require(config.train.keep_latest >= 1, "train.keep_latest", "must be >= 1")
+    _require(config.model.loss_type in ("stablemax_cross_entropy", "softmax_cross_entropy"), "model.loss_type",
+             f"unknown loss {config.model.loss_type!r}")
+    _require(config.model.attention_impl in ("", "xla", "cudnn"), "model.attention_impl",
+             f"{config.model.attention_impl!r} is not '', 'xla' or 'cudnn'")
+    _require(len(tuple(config.mesh.shape)) == 3, "mesh.shape", "needs 3 entries (data, fsdp, tensor)")
+    try:
+        hrm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
+    except ValueError as e:
+        raise ConfigError(f"config.model: {e}") from None
+
+
+def hrm_config(config: ml_collections.ConfigDict, data_meta: dict) -> HRMConfig:
+    """The model config from the run config plus the dataset's vocab_size / seq_len / num_puzzle_identifiers."""
+    fields = {f.name for f in dataclasses.fields(HRMConfig)}
+    values = {k: v for k, v in config.model.items() if k in fields}
+    values["attention_impl"] = values.get("attention_impl") or None
+    values.update(vocab_size=int(data_meta["vocab_size"]), seq_len=int(data_meta["seq_len"]),
+                  num_puzzle_identifiers=int(data_meta["num_puzzle_identifiers"]))
+    return HRMConfig(**values)
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)

@@ -1,0 +1,131 @@
+"""Metric writing and progress, behind one small module.
+
+Writers: a JSONL file (`metrics.jsonl`, one record per report, full float precision), TensorBoard event files
+through tensorboardX (clu's writers need TensorFlow, which is not a dependency), and console logging. Only process
+0 writes files. `Progress` reports steps/s, tokens/s, ETA and an MFU estimate from a documented FLOP count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from hrm_jax.model.hrm import HRMConfig
+from hrm_jax.model.layers import swiglu_intermediate_size
+
+# Dense bf16 peak per device (datasheet), for the MFU estimate.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v4": 275e12, "TPU v5 lite": 197e12,
+              "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
+
+
+def peak_flops_per_device() -> float | None:
+    kind = jax.devices()[0].device_kind
+    for name, flops in PEAK_FLOPS.items():
+        if name.lower() in kind.lower():
+            return flops
+    return None
+
+
+def count_params(tree) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
+
+
+def hrm_block_flops_per_token(mc: HRMConfig) -> float:
+    """Forward FLOPs of one block for one token: 2 x (qkv 3D^2 + o D^2 + gate_up 2DI + down DI) + attention
+    scores and values 2 x 2 x S x D (full S: the original attends everywhere; causal halves it, not counted)."""
+    d, s = mc.hidden_size, mc.total_len
+    inter = swiglu_intermediate_size(d, mc.expansion)
+    return 2 * (4 * d * d + 3 * d * inter) + 4 * s * d
+
+
+def hrm_train_flops(mc: HRMConfig, global_batch: int) -> float:
+    """FLOPs of one HRM train step (one ACT segment per sample):
+    all no-gradient H/L calls forward; the last L and H calls forward + backward (3x forward); lm_head and q_head
+    forward + backward; plus, when ACT trains (halt_max_steps > 1), the gradient-free second forward of the whole
+    segment for the Q target."""
+    block = hrm_block_flops_per_token(mc)
+    l_call, h_call = mc.L_layers * block, mc.H_layers * block
+    no_grad = (mc.H_cycles * mc.L_cycles - 1) * l_call + (mc.H_cycles - 1) * h_call
+    grad = 3 * (l_call + h_call + 2 * mc.hidden_size * mc.vocab_size)
+    segment_fwd = no_grad + l_call + h_call + 2 * mc.hidden_size * mc.vocab_size
+    q_target = segment_fwd if mc.halt_max_steps > 1 else 0.0
+    return float(global_batch * mc.total_len * (no_grad + grad + q_target))
+
+
+class Progress:
+    """steps/s, tokens/s, ETA and MFU over the interval since the last report."""
+
+    def __init__(self, total_steps: int, start_step: int, tokens_per_step: int, flops_per_step: float):
+        self.total, self.tokens_per_step, self.flops_per_step = total_steps, tokens_per_step, flops_per_step
+        self.peak = peak_flops_per_device()
+        self.last_step, self.last_time = start_step, time.perf_counter()
+
+    def report(self, step: int) -> dict[str, float]:
+        now = time.perf_counter()
+        steps = max(step - self.last_step, 1)
+        seconds = max(now - self.last_time, 1e-9)
+        self.last_step, self.last_time = step, now
+        rate = steps / seconds
+        out = {"perf/steps_per_s": rate, "perf/tokens_per_s": rate * self.tokens_per_step,
+               "perf/eta_s": (self.total - step) / rate}
+        if self.peak:
+            out["perf/mfu"] = rate * self.flops_per_step / (self.peak * jax.device_count())
+        return out
+
+
+class MetricWriter:
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.workdir, self.enabled = workdir, enabled
+        self._tb = None
+        self._jsonl = None
+        if enabled:
+            os.makedirs(workdir, exist_ok=True)
+            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+            try:
+                from tensorboardX import SummaryWriter  # noqa: PLC0415
+                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            except ImportError:  # pragma: no cover - tensorboardX is in requirements
+                logging.warning("tensorboardX is not installed: no TensorBoard events")
+
+    def write_config(self, config: ml_collections.ConfigDict) -> None:
+        if self.enabled:
+            from hrm_jax.config import to_json  # noqa: PLC0415
+            with open(os.path.join(self.workdir, "config.json"), "w", encoding="utf-8") as f:
+                f.write(to_json(config))
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        scalars = {k: float(v) for k, v in scalars.items()}
+        logging.info("step %d: %s", step, " ".join(f"{k}={v:.6g}" for k, v in sorted(scalars.items())))
+        if not self.enabled:
+            return
+        self._jsonl.write(json.dumps({"step": int(step), **scalars}) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            for k, v in scalars.items():
+                if math.isfinite(v):
+                    self._tb.add_scalar(k, v, step)
+
+    def write_train(self, step: int, m: dict, global_batch: int, perf: dict[str, float]) -> None:
+        """The original's normalisation: keys ending in `loss` per example, the rest per halted sequence."""
+        count = max(float(m["count"]), 1.0)
+        out = {"train/loss": float(m["loss"]), "train/lr": float(m["lr"]), "train/grad_norm": float(m["grad_norm"]),
+               "train/param_norm": float(m["param_norm"]), "train/count": float(m["count"])}
+        for k in ("lm_loss", "q_halt_loss", "q_continue_loss"):
+            if k in m:
+                out[f"train/{k}"] = float(m[k]) / global_batch
+        for k in ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps"):
+            out[f"train/{k}"] = float(m[k]) / count
+        self.write_scalars(step, {**out, **perf})
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
