@@ -1,0 +1,129 @@
+"""grain pipelines of packed language-model batches: corpus pretraining, MBPP fine-tuning, and their eval variants.
+
+    source -> seed(seed).shuffle() -> repeat(num_epochs) -> [process_index::process_count] -> to_iter_dataset()
+    -> tokenize -> cut examples longer than seq_len -> pack -> batch(batch_size, drop_remainder=True)
+    -> mp_prefetch(num_workers) -> plain numpy
+
+Batch schema, every array int32 [batch_size, seq_len]:
+    inputs       token ids; pad_id on padding
+    targets      = inputs (the trainer shifts: token t is predicted from tokens < t of the same segment)
+    segment_ids  1, 2, ... per packed example in a row; 0 on padding
+    positions    0, 1, ... restarting at every segment; 0 on padding
+    loss_mask    1 where token t counts as a target: every token of a corpus document (<s> text </s>), the code
+                 and </s> of an MBPP example (not its prompt); 0 on padding
+
+Packing. "first_fit" (the default; grain's FirstFitPackIterDataset) never splits an example across rows: each
+row holds whole examples, and an example longer than seq_len is first cut into seq_len pieces, each its own
+segment starting at position 0. It keeps MBPP prompts with their code and starts every segment at a document
+or piece boundary, at the cost of some padding. "concat_then_split" (ConcatThenSplitIterDataset) fills every row
+completely (no padding in training) by cutting documents wherever a row ends; the remainder continues in the
+next row as a new segment from position 0. Both are exactly checkpointable.
+
+Eval variants (`training=False`): no shuffle, one pass, bins emitted in order, and the last batch padded to
+batch_size rows with padding rows instead of dropped, so every example is seen exactly once per host.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import grain
+import grain.experimental
+from absl import flags
+
+from input_pipeline.corpus_records import CorpusDataSource, read_manifest
+from input_pipeline.lm_transforms import (PackedToBatch, PadBatch, SplitLongExample, TokenizeDocument,
+                                          TokenizeMbppExample, ToPlainNumpy)
+from input_pipeline.mbpp_data import load_mbpp
+from input_pipeline.tokenizer import Tokenizer, verify_fingerprint
+
+PACKINGS = ("first_fit", "concat_then_split")
+# Records are small and local: two reader threads keep up with tokenization; grain's default (16 threads polling
+# their futures) measurably slowed benchmarks/pipeline_throughput.py on a 2-core machine.
+DEFAULT_READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=128)
+
+
+def lm_batches(source: Sequence, tokenize: grain.transforms.Map, *, seq_len: int, batch_size: int,
+               pad_id: int, seed: int = 0, training: bool = True, num_epochs: int | None = None,
+               process_index: int = 0, process_count: int = 1, packing: str = "first_fit",
+               num_packing_bins: int | None = None, num_workers: int = 0,
+               read_options: grain.ReadOptions | None = None, source_name: str = "dataset") -> grain.IterDataset:
+    """Packed batches of `source` (a sequence or grain random-access source of records) as the module docstring
+    describes. `tokenize` maps a record to {"inputs", "loss_mask"}; `num_epochs` None repeats forever (training
+    only: eval variants make one pass); `num_packing_bins` defaults to 2 x batch_size; `read_options` (threads
+    prefetching records, per process) defaults to `DEFAULT_READ_OPTIONS`."""
+    _check_args(seq_len, batch_size, process_index, process_count, packing, num_workers)
+    if num_epochs is not None and num_epochs < 1:
+        raise ValueError(f"num_epochs must be None (forever) or at least 1, got {num_epochs}")
+    if len(source) == 0:
+        raise ValueError(f"{source_name}: no records to build batches from (empty dataset)")
+    if len(source) <= process_index:
+        raise ValueError(f"{source_name}: {len(source)} record(s) leave nothing for host {process_index} of "
+                         f"{process_count}")
+    ds = grain.MapDataset.source(source)
+    if training:
+        ds = ds.seed(seed).shuffle()
+        if num_epochs != 1:
+            ds = ds.repeat(num_epochs)
+    ds = ds[process_index::process_count]
+    it = ds.to_iter_dataset(read_options or DEFAULT_READ_OPTIONS).map(tokenize)
+    bins = num_packing_bins or 2 * batch_size
+    length_struct = {"inputs": seq_len, "loss_mask": seq_len}
+    if packing == "first_fit":
+        it = grain.experimental.FlatMapIterDataset(it, SplitLongExample(seq_len))
+        it = grain.experimental.FirstFitPackIterDataset(
+            it, length_struct=length_struct, num_packing_bins=bins, seed=seed, shuffle_bins=training,
+            padding_struct={"inputs": pad_id, "loss_mask": 0})
+    else:
+        it = grain.experimental.ConcatThenSplitIterDataset(it, length_struct=length_struct)
+    it = it.batch(batch_size, drop_remainder=training).map(PackedToBatch(pad_id))
+    if not training:
+        it = it.map(PadBatch(batch_size, pad_id))
+    if num_workers > 0:
+        _ensure_absl_flags_parsed()
+        it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers)).map(ToPlainNumpy())
+    return it
+
+
+def corpus_batches(corpus_dir: str | os.PathLike, tokenizer: Tokenizer, *, split: str | None = None,
+                   training: bool = True, check_tokenizer: bool = True, **kwargs) -> grain.IterDataset:
+    """Pretraining batches from a corpus built by `build_corpus` (split: "train" when training, else
+    "validation"). Refuses a tokenizer other than the one the manifest records, unless `check_tokenizer` is
+    False. `kwargs` go to `lm_batches`."""
+    split = split or ("train" if training else "validation")
+    manifest = read_manifest(corpus_dir)
+    recorded = manifest.get("tokenizer")
+    if check_tokenizer and recorded:
+        verify_fingerprint(tokenizer, recorded["fingerprint"], f"{os.fspath(corpus_dir)}/manifest.json")
+    source = CorpusDataSource(corpus_dir, split)
+    return lm_batches(source, TokenizeDocument(tokenizer), pad_id=tokenizer.pad_id, training=training,
+                      source_name=f"{os.fspath(corpus_dir)} split {split!r}", **kwargs)
+
+
+def mbpp_batches(tokenizer: Tokenizer, *, split: str | None = None, data_dir: str | os.PathLike | None = None,
+                 training: bool = True, records: Sequence[dict] | None = None, **kwargs) -> grain.IterDataset:
+    """Fine-tuning batches of MBPP instruction examples (split: "train" when training, else "validation"), or of
+    the given `records`. `kwargs` go to `lm_batches`."""
+    split = split or ("train" if training else "validation")
+    if records is None:
+        records = load_mbpp(split, data_dir=data_dir)
+    return lm_batches(list(records), TokenizeMbppExample(tokenizer), pad_id=tokenizer.pad_id, training=training,
+                      source_name=f"MBPP split {split!r}", **kwargs)
+
+
+def _check_args(seq_len, batch_size, process_index, process_count, packing, num_workers) -> None:
+    if seq_len < 2 or batch_size < 1:
+        raise ValueError(f"need seq_len >= 2 and batch_size >= 1, got seq_len={seq_len}, batch_size={batch_size}")
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} must lie in [0, process_count={process_count})")
+    if packing not in PACKINGS:
+        raise ValueError(f"unknown packing {packing!r}; choose one of {PACKINGS}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+
+
+def _ensure_absl_flags_parsed() -> None:
+    """grain 0.2.18's worker processes read an absl flag and fail when flags were never parsed (outside an
+    absl `app.run`, e.g. under pytest); mark them parsed so the flag defaults apply."""
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
