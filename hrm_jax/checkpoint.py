@@ -30,11 +30,12 @@ class IncompatibleCheckpointError(ValueError):
     """A checkpoint written by a run with another model / data configuration."""
 
 
-def run_fingerprint(config: ml_collections.ConfigDict, data_meta: dict, tokenizer_fingerprint: str = "") -> dict:
-    """What must match for a checkpoint to be resumed: the resolved model, the data spec, the global batch."""
-    model = dataclasses.asdict(config_lib.hrm_config(config, data_meta))
-    return {"model_family": config.model.family, "model": model, "data": dict(data_meta),
-            "global_batch_size": int(config.data.global_batch_size), "tokenizer_fingerprint": tokenizer_fingerprint}
+def run_fingerprint(config: ml_collections.ConfigDict, family, data_meta: dict) -> dict:
+    """What must match for a checkpoint to be resumed: the family and its resolved model config, the data spec
+    (tokenizer fingerprint included), the global batch. JSON-normalised, as it is stored."""
+    fingerprint = {"model_family": family.name, "model": dataclasses.asdict(family.model_config),
+                   "data": dict(data_meta), "global_batch_size": int(config.data.global_batch_size)}
+    return json.loads(json.dumps(fingerprint))
 
 
 def _diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
@@ -53,11 +54,10 @@ def abstract_with_shardings(abstract, shardings):
 
 
 class CheckpointManager:
-    def __init__(self, workdir: str, config: ml_collections.ConfigDict, data_meta: dict,
-                 tokenizer_fingerprint: str = ""):
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict, family, data_meta: dict):
         self.config = config
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-        self.fingerprint = run_fingerprint(config, data_meta, tokenizer_fingerprint)
+        self.fingerprint = run_fingerprint(config, family, data_meta)
         policies = [ocp.checkpoint_managers.LatestN(config.train.keep_latest)]
         if config.train.keep_every:
             policies.append(ocp.checkpoint_managers.EveryNSteps(config.train.keep_every))
@@ -109,7 +109,10 @@ class CheckpointManager:
         return state
 
     def _init_from(self, path: str, trainer, fresh):
-        """Parameters, puzzle table and buffers from another run's latest checkpoint; the rest fresh."""
+        """Parameters, puzzle table and buffers from another run's latest checkpoint (or, for HRM-Text, from a
+        Hugging Face folder); the optimiser, carry and data position start fresh."""
+        if os.path.exists(os.path.join(path, "config.json")):
+            return self._init_from_hf(path, trainer, fresh)
         source = ocp.CheckpointManager(os.path.join(os.path.abspath(path), "checkpoints")
                                        if os.path.isdir(os.path.join(path, "checkpoints")) else os.path.abspath(path))
         step = source.latest_step()
@@ -127,6 +130,30 @@ class CheckpointManager:
         logging.info("initialised parameters from %s (step %d)", path, step)
         return fresh.replace(params=restored["params"], puzzle_emb=restored["puzzle_emb"],
                              buffers=restored["buffers"])
+
+    def _init_from_hf(self, path: str, trainer, fresh):
+        """A transformers HRM-Text folder: its config must be the run's model (shapes, cycles, vocabulary)."""
+        from flax import nnx  # noqa: PLC0415
+
+        from hrm_jax import hf  # noqa: PLC0415
+
+        if trainer.family.name != "hrm_text":
+            raise IncompatibleCheckpointError(f"config.init_from {path} is a Hugging Face folder: it needs "
+                                              f"model.family=hrm_text, not {trainer.family.name!r}")
+        theirs = dataclasses.asdict(hf.read_config(path))
+        ours = dataclasses.asdict(trainer.family.model_config)
+        keys = ("vocab_size", "hidden_size", "intermediate_size", "num_layers_per_stack", "num_attention_heads",
+                "head_dim", "H_cycles", "L_cycles", "tie_word_embeddings")
+        diffs = [f"{k}: folder {theirs[k]!r} vs this run {ours[k]!r}" for k in keys if theirs[k] != ours[k]]
+        if diffs:
+            raise IncompatibleCheckpointError(f"config.init_from {path} does not fit this model:\n  " +
+                                              "\n  ".join(diffs))
+        model = hf.from_pretrained(path, dtype=trainer.family.dtype)
+        _, params, buffers = nnx.split(model, nnx.Param, ...)
+        params = jax.device_put(params, trainer.state_shardings.params)
+        buffers = jax.device_put(buffers, trainer.state_shardings.buffers)
+        logging.info("initialised parameters from the Hugging Face folder %s", path)
+        return fresh.replace(params=params, buffers=buffers)
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

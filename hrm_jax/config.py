@@ -14,10 +14,15 @@ import json
 import ml_collections
 
 from hrm_jax.model.hrm import HRMConfig
+from hrm_jax.model.hrm_text import HrmTextConfig, preset as hrm_text_preset
 
 MODES = ("train", "eval", "export")
-FAMILIES = ("hrm",)
-DATA_KINDS = ("synthetic", "puzzle")
+FAMILIES = ("hrm", "hrm_text")
+CODE_DATA_KINDS = ("python_corpus", "mbpp")
+DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
+# HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
+HRM_TEXT_OVERRIDES = ("hidden_size", "intermediate_size", "num_layers_per_stack", "num_attention_heads", "head_dim",
+                      "H_cycles", "L_cycles", "L_bp_cycles", "prefix_lm", "tie_word_embeddings", "rms_norm_eps")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -35,10 +40,34 @@ def base_config() -> ml_collections.ConfigDict:
             c.model[field.name] = getattr(defaults, field.name)
     c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
     c.model.loss_type = "stablemax_cross_entropy"
+    # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides.
+    c.model.hrm_text_preset = "code-30m"
+    c.model.hrm_text_init = "authors"  # "authors" (truncated LeCun, HRM_TEXT_TRAINING 3.5) or "transformers"
+    c.model.hrm_text = ml_collections.ConfigDict({k: ml_collections.FieldReference(None, field_type=t) for k, t in (
+        ("hidden_size", int), ("intermediate_size", int), ("num_layers_per_stack", int),
+        ("num_attention_heads", int), ("head_dim", int), ("H_cycles", int), ("L_cycles", int),
+        ("L_bp_cycles", tuple), ("prefix_lm", bool), ("tie_word_embeddings", bool), ("rms_norm_eps", float))})
 
     c.data = ml_collections.ConfigDict()
-    c.data.kind = "puzzle"  # puzzle: the original HRM on-disk format; synthetic: a generated sorting task
-    c.data.path = ""  # puzzle: the dataset folder (train/, test/)
+    # puzzle: the original HRM on-disk format; synthetic: a generated sorting task; python_corpus: the embedded
+    # Python corpus (pretraining); mbpp: MBPP instruction examples (fine-tuning).
+    c.data.kind = "puzzle"
+    c.data.path = ""  # puzzle: the dataset folder (train/, test/); python_corpus: the built corpus folder
+    c.data.seq_len = 1024  # code kinds: packed row length
+    c.data.tokenizer = ""  # code kinds: a SentencePiece .model; "" = <workdir>/tokenizer/code.model (built if absent)
+    c.data.tokenizer_vocab_size = 16384  # when the tokenizer is built here
+    c.data.tokenizer_sample_files = 0  # when built here: train on this many stdlib files (0 = all)
+    c.data.corpus_validation_fraction = 0.01  # when the corpus is built here
+    c.data.corpus_stdlib_subdirs = ()  # when the corpus is built here: only these stdlib packages (() = all roots)
+    c.data.packing = "first_fit"  # or "concat_then_split"
+    c.data.data_dir = ""  # folder holding mbpp/mbpp.jsonl ("" = $HRM_JAX_DATA_DIR, else download)
+    c.data.generate = ""  # puzzle: "sudoku" or "maze" generates the dataset (into data.path or the workdir)
+    c.data.generate_num_train = 1000
+    c.data.generate_num_test = 1000
+    c.data.generate_num_aug = 1000  # sudoku: augmented variants per train puzzle
+    c.data.generate_min_guesses = 4  # sudoku: difficulty filter (backtracking guesses)
+    c.data.generate_maze_size = 30
+    c.data.generate_min_path_length = 110
     c.data.global_batch_size = 768
     c.data.num_workers = 0  # grain worker processes (JAX-free)
     c.data.synthetic_seq_len = 16
@@ -95,7 +124,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
     _require(config.model.family in FAMILIES, "model.family", f"{config.model.family!r} is not one of {FAMILIES}")
     _require(config.data.kind in DATA_KINDS, "data.kind", f"{config.data.kind!r} is not one of {DATA_KINDS}")
-    _require(config.data.kind != "puzzle" or bool(config.data.path), "data.path", "a puzzle dataset folder is needed")
+    _require(config.data.kind != "puzzle" or bool(config.data.path or config.data.generate), "data.path",
+             "a puzzle dataset folder is needed (or data.generate='sudoku'|'maze')")
+    code = config.data.kind in CODE_DATA_KINDS
+    _require(code or config.model.family == "hrm", "model.family",
+             f"{config.model.family!r} is a language model: it needs code data (data.kind in {CODE_DATA_KINDS})")
+    _require(not (code and config.model.family == "hrm" and config.model.puzzle_emb_ndim),
+             "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
+    _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
+             "code data trains a causal LM: set model.causal=True")
+    _require(config.model.hrm_text_init in ("authors", "transformers"), "model.hrm_text_init",
+             f"{config.model.hrm_text_init!r} is not 'authors' or 'transformers'")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
     _require(config.train.steps > 0, "train.steps", "must be positive")
     _require(config.train.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
@@ -106,8 +145,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"{config.model.attention_impl!r} is not '', 'xla' or 'cudnn'")
     _require(len(tuple(config.mesh.shape)) == 3, "mesh.shape", "needs 3 entries (data, fsdp, tensor)")
     try:
-        hrm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
-    except ValueError as e:
+        if config.model.family == "hrm":
+            hrm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
+        else:
+            hrm_text_config(config, {"vocab_size": 2, "seq_len": 1})
+    except (ValueError, KeyError) as e:
         raise ConfigError(f"config.model: {e}") from None
 
 
@@ -119,6 +161,20 @@ def hrm_config(config: ml_collections.ConfigDict, data_meta: dict) -> HRMConfig:
     values.update(vocab_size=int(data_meta["vocab_size"]), seq_len=int(data_meta["seq_len"]),
                   num_puzzle_identifiers=int(data_meta["num_puzzle_identifiers"]))
     return HRMConfig(**values)
+
+
+def hrm_text_config(config: ml_collections.ConfigDict, data_meta: dict) -> HrmTextConfig:
+    """The HRM-Text config: the preset, the config's overrides, and the tokenizer's vocabulary and special ids."""
+    base = hrm_text_preset(config.model.hrm_text_preset)
+    changes = {k: v for k, v in config.model.hrm_text.items() if v is not None}
+    if "L_bp_cycles" in changes:
+        changes["L_bp_cycles"] = tuple(int(x) for x in changes["L_bp_cycles"])
+    changes["vocab_size"] = int(data_meta["vocab_size"])
+    changes["max_position_embeddings"] = max(base.max_position_embeddings, int(data_meta["seq_len"]))
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        if data_meta.get(key) is not None:
+            changes[key] = int(data_meta[key])
+    return base.replace(**changes)
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -1,24 +1,37 @@
 """The trainer's view of data: grain iterators of numpy batches (this host's rows) plus the dataset metadata.
 
 Iterators are grain `DatasetIterator`s, so their position is checkpointed with the model (`checkpoint.py`).
-Kinds: `puzzle` (the original HRM on-disk format, `input_pipeline.puzzle_pipeline`) and `synthetic` (a sorting
-task generated from the example index: no files, used by tests and smoke runs).
+Kinds:
+  * `puzzle`: the original HRM on-disk format (`input_pipeline.puzzle_pipeline`);
+  * `python_corpus` / `mbpp`: packed code batches (`input_pipeline.lm_pipeline`) tokenized by the run's tokenizer;
+  * `synthetic`: a sorting task generated from the example index (no files; tests and smoke runs).
+Code kinds prepare what is missing in a single-process run: the tokenizer (`<workdir>/tokenizer/code.model`,
+trained on the interpreter's standard library) and the corpus (`<workdir>/python_corpus`). Multi-host runs must
+be given both (`data.tokenizer`, `data.path`), built beforehand with the input_pipeline CLIs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
+import sysconfig
 
 import grain
 import ml_collections
 import numpy as np
+from absl import logging
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     vocab_size: int
     seq_len: int
-    num_puzzle_identifiers: int
+    num_puzzle_identifiers: int = 1
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    tokenizer_fingerprint: str = ""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -68,17 +81,122 @@ def _synthetic(config: ml_collections.ConfigDict, split: str, process_index: int
     return ds, spec
 
 
-def build(config: ml_collections.ConfigDict, split: str, process_index: int = 0, process_count: int = 1):
-    """(grain IterDataset of this host's batches, DataSpec). split: 'train' (endless, shuffled) or 'test'."""
-    if config.data.kind == "synthetic":
-        return _synthetic(config, split, process_index, process_count)
-    if config.data.kind == "puzzle":
-        from input_pipeline import puzzle_pipeline  # noqa: PLC0415 (keeps grain workers free of it when unused)
+def tokenizer_path(config: ml_collections.ConfigDict, workdir: str) -> str:
+    return config.data.tokenizer or os.path.join(workdir, "tokenizer", "code.model")
 
-        local = _local_batch_size(config.data.global_batch_size, process_count)
-        ds, meta = puzzle_pipeline.build(config.data.path, split, local_batch_size=local, seed=config.seed,
-                                         process_index=process_index, process_count=process_count,
-                                         num_workers=config.data.num_workers)
-        return ds, DataSpec(vocab_size=meta["vocab_size"], seq_len=meta["seq_len"],
-                            num_puzzle_identifiers=meta["num_puzzle_identifiers"])
-    raise ValueError(f"config.data.kind: unknown {config.data.kind!r}")
+
+def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_count: int):
+    """The run's tokenizer; trained on the standard library into the workdir when none is given or built yet."""
+    from input_pipeline import tokenizer as tok_lib, train_tokenizer  # noqa: PLC0415
+
+    path = tokenizer_path(config, workdir)
+    if not os.path.exists(path):
+        if config.data.tokenizer or process_count > 1:
+            raise FileNotFoundError(f"config.data.tokenizer: {path} does not exist; build one with "
+                                    "`python -m input_pipeline.train_tokenizer` (multi-host runs need it beforehand)")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        files = sorted(str(p) for p in pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+        if config.data.tokenizer_sample_files:
+            files = files[:: max(1, len(files) // config.data.tokenizer_sample_files)][: config.data.tokenizer_sample_files]
+        logging.info("training a %d-token tokenizer on %d stdlib files -> %s", config.data.tokenizer_vocab_size,
+                     len(files), path)
+        args = [arg for f in files for arg in ("--input_glob", f)]
+        train_tokenizer.main([*args, "--vocab_size", str(config.data.tokenizer_vocab_size),
+                              "--out", path[: -len(".model")]])
+    return tok_lib.SentencePieceTokenizer.load(path)
+
+
+def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, process_count: int) -> str:
+    """The embedded Python corpus folder; built into the workdir when `data.path` is empty and none is there."""
+    from input_pipeline import build_corpus  # noqa: PLC0415
+
+    path = config.data.path or os.path.join(workdir, "python_corpus")
+    if os.path.exists(os.path.join(path, "manifest.json")):
+        return path
+    if config.data.path or process_count > 1:
+        raise FileNotFoundError(f"config.data.path: no corpus at {path}; build it with "
+                                "`python -m input_pipeline.build_corpus --out DIR`")
+    args = ["--out", path, "--tokenizer", tokenizer_path(config, workdir)]
+    args += ["--validation_fraction", str(config.data.corpus_validation_fraction)]
+    if config.data.data_dir:
+        args += ["--data_dir", config.data.data_dir]
+    if config.data.corpus_stdlib_subdirs:  # a small corpus from a few standard-library packages
+        stdlib = sysconfig.get_paths()["stdlib"]
+        args += ["--stdlib_roots", *(os.path.join(stdlib, sub) for sub in config.data.corpus_stdlib_subdirs)]
+    build_corpus.main(args)
+    return path
+
+
+def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str):
+    from input_pipeline import lm_pipeline  # noqa: PLC0415
+
+    d = config.data
+    tokenizer = ensure_tokenizer(config, workdir, process_count)
+    local = _local_batch_size(d.global_batch_size, process_count)
+    common = dict(seq_len=d.seq_len, batch_size=local, seed=config.seed, training=split == "train",
+                  process_index=process_index, process_count=process_count, packing=d.packing,
+                  num_workers=d.num_workers)
+    if d.kind == "python_corpus":
+        ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count), tokenizer, **common)
+    else:
+        ds = lm_pipeline.mbpp_batches(tokenizer, data_dir=d.data_dir or None, **common)
+    spec = DataSpec(vocab_size=tokenizer.vocab_size, seq_len=d.seq_len, pad_token_id=tokenizer.pad_id,
+                    bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
+                    tokenizer_fingerprint=tokenizer.fingerprint())
+    return ds, spec
+
+
+def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_count: int) -> str:
+    """The puzzle dataset folder: `data.path`, or one generated into the workdir (`data.generate`)."""
+    d = config.data
+    if not d.generate:
+        return d.path
+    path = d.path or os.path.join(workdir, f"{d.generate}_data")
+    if os.path.exists(os.path.join(path, "test", "dataset.json")):
+        return path
+    if process_count > 1:
+        raise FileNotFoundError(f"config.data.path: no dataset at {path}; generate it beforehand with "
+                                f"`python -m input_pipeline.puzzles.{d.generate} --out {path}`")
+    args = ["--out", path, "--num-train", str(d.generate_num_train), "--num-test", str(d.generate_num_test),
+            "--seed", str(config.seed)]
+    if d.generate == "sudoku":
+        from input_pipeline.puzzles import sudoku as generator  # noqa: PLC0415
+        args += ["--num-aug", str(d.generate_num_aug), "--min-guesses", str(d.generate_min_guesses)]
+    elif d.generate == "maze":
+        from input_pipeline.puzzles import maze as generator  # noqa: PLC0415
+        args += ["--size", str(d.generate_maze_size), "--min-path-length", str(d.generate_min_path_length)]
+    else:
+        raise ValueError(f"config.data.generate: {d.generate!r} is not '', 'sudoku' or 'maze'")
+    logging.info("generating the %s dataset into %s", d.generate, path)
+    if generator.main(args):
+        raise RuntimeError(f"generating {path} failed")
+    return path
+
+
+def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str):
+    from input_pipeline import puzzle_pipeline  # noqa: PLC0415
+    from input_pipeline.puzzles import hrm_format  # noqa: PLC0415
+
+    root = ensure_puzzles(config, workdir, process_count)
+    common = dict(global_batch_size=config.data.global_batch_size, process_index=process_index,
+                  process_count=process_count)
+    if split == "train":
+        ds = puzzle_pipeline.puzzle_train_batches(root, seed=config.seed, **common)
+    else:
+        ds = puzzle_pipeline.puzzle_eval_batches(root, **common)
+    meta = hrm_format.read_metadata(root, "train")
+    return ds, DataSpec(vocab_size=meta.vocab_size, seq_len=meta.seq_len,
+                        num_puzzle_identifiers=meta.num_puzzle_identifiers)
+
+
+def build(config: ml_collections.ConfigDict, split: str, process_index: int = 0, process_count: int = 1,
+          workdir: str = ""):
+    """(grain IterDataset of this host's batches, DataSpec). split: 'train' (endless, shuffled) or 'test'."""
+    kind = config.data.kind
+    if kind == "synthetic":
+        return _synthetic(config, split, process_index, process_count)
+    if kind == "puzzle":
+        return _puzzle(config, split, process_index, process_count, workdir)
+    if kind in ("python_corpus", "mbpp"):
+        return _code(config, split, process_index, process_count, workdir)
+    raise ValueError(f"config.data.kind: unknown {kind!r}")

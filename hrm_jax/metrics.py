@@ -114,14 +114,19 @@ class MetricWriter:
 
     def write_train(self, step: int, m: dict, global_batch: int, perf: dict[str, float]) -> None:
         """The original's normalisation: keys ending in `loss` per example, the rest per halted sequence."""
-        count = max(float(m["count"]), 1.0)
+        count = max(float(m.get("count", 0.0)), 1.0)
         out = {"train/loss": float(m["loss"]), "train/lr": float(m["lr"]), "train/grad_norm": float(m["grad_norm"]),
-               "train/param_norm": float(m["param_norm"]), "train/count": float(m["count"])}
+               "train/param_norm": float(m["param_norm"])}
         for k in ("lm_loss", "q_halt_loss", "q_continue_loss"):
             if k in m:
                 out[f"train/{k}"] = float(m[k]) / global_batch
         for k in ("accuracy", "exact_accuracy", "q_halt_accuracy", "steps"):
-            out[f"train/{k}"] = float(m[k]) / count
+            if k in m:
+                out[f"train/{k}"] = float(m[k]) / count
+        if "count" in m:
+            out["train/count"] = float(m["count"])
+        if "tokens" in m:
+            out["train/token_accuracy"] = float(m["correct_tokens"]) / max(float(m["tokens"]), 1.0)
         self.write_scalars(step, {**out, **perf})
 
     def close(self) -> None:

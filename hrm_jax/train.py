@@ -1,8 +1,9 @@
-"""TrainState, the jitted and sharded train / eval steps, and the train loop.
+"""TrainState, the jitted and sharded train / eval steps, and the train loop: one path for every model family.
 
 The model is split once (`nnx.split`) into a static graphdef and pytrees; the step functions are pure:
 `train_step(state, batch) -> (state, metrics)`, jitted with explicit in/out shardings and the state donated.
-The ACT carry is part of the state (batch-sharded), so a resumed run continues exactly where it stopped.
+A family (`families.py`) says how to build the model, what a batch holds, and its loss; the ACT carry (HRM) is
+part of the state, batch-sharded, so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ from absl import logging
 from flax import nnx, struct
 
 from hrm_jax import checkpoint as ckpt_lib
-from hrm_jax import config as config_lib
 from hrm_jax import data as data_lib
-from hrm_jax import losses, metrics as metrics_lib, optim, parallel
-from hrm_jax.model import act
-from hrm_jax.model.hrm import HRM, HRMConfig, PuzzleEmbedding
+from hrm_jax import families, metrics as metrics_lib, optim, parallel
+from hrm_jax.model.hrm import PuzzleEmbedding
 
 
 @struct.dataclass
@@ -33,10 +32,10 @@ class TrainState:
     step: jax.Array  # int32 scalar: updates applied so far
     params: nnx.State  # nnx.Param leaves (AdamATan2)
     puzzle_emb: nnx.State  # the sparse puzzle table (SignSGD); empty without a puzzle embedding
-    buffers: nnx.State  # H_init, L_init: saved, never trained
+    buffers: nnx.State  # non-trainable state (H_init, L_init, z_L_init): saved, never trained
     opt_state: Any
     puzzle_opt_state: Any
-    carry: act.ACTCarry
+    carry: Any  # the family's carry (HRM: ACTCarry; HRM-Text: {})
     rng: jax.Array  # uint32 key data; per-step keys are fold_in(rng, step)
 
 
@@ -44,37 +43,39 @@ class NonFiniteLossError(FloatingPointError):
     """Raised when a train step produces a NaN/Inf loss; the last good checkpoint is kept."""
 
 
+def _like_params(tree, params, param_shardings, other):
+    """Shardings for an optimiser state: subtrees shaped like the params get the params' shardings."""
+    structure = jax.tree.structure(params)
+    return jax.tree.map(lambda node: param_shardings if jax.tree.structure(node) == structure else other,
+                        tree, is_leaf=lambda node: jax.tree.structure(node) == structure)
+
+
 @dataclasses.dataclass
 class Trainer:
-    """Builds the model, optimisers, shardings and jitted steps for one config and mesh."""
+    """Builds the model, optimisers, shardings and jitted steps for one config, data spec and mesh."""
 
     config: ml_collections.ConfigDict
-    model_config: HRMConfig
+    family: Any
+    seq_len: int
     mesh: jax.sharding.Mesh
 
     def __post_init__(self):
-        cfg, mc = self.config, self.model_config
+        cfg = self.config
         self.global_batch = cfg.data.global_batch_size
-        abstract_model = nnx.eval_shape(lambda: HRM(mc, rngs=nnx.Rngs(0)))
+        abstract_model = nnx.eval_shape(lambda: self.family.build(nnx.Rngs(0)))
         self.graphdef, params, table, buffers = nnx.split(abstract_model, nnx.Param, PuzzleEmbedding, ...)
-        schedule = optim.cosine_schedule_with_warmup(cfg.optim.lr, cfg.optim.lr_warmup_steps, cfg.train.steps,
-                                                     cfg.optim.lr_min_ratio)
-        self.schedule = schedule
-        adam = optim.adam_atan2(schedule, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay)
+        self.schedule = optim.cosine_schedule_with_warmup(cfg.optim.lr, cfg.optim.lr_warmup_steps, cfg.train.steps,
+                                                          cfg.optim.lr_min_ratio)
+        adam = optim.adam_atan2(self.schedule, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay)
         self.tx = (optax.chain(optax.clip_by_global_norm(cfg.optim.grad_clip_norm), adam)
                    if cfg.optim.grad_clip_norm > 0 else adam)
         puzzle_schedule = optim.cosine_schedule_with_warmup(cfg.optim.puzzle_emb_lr, cfg.optim.lr_warmup_steps,
                                                             cfg.train.steps, cfg.optim.lr_min_ratio)
         self.puzzle_tx = optim.sparse_sign_sgd(puzzle_schedule, cfg.optim.puzzle_emb_weight_decay)
 
-        self.example_batch = {
-            "inputs": jax.ShapeDtypeStruct((self.global_batch, mc.seq_len), jnp.int32),
-            "labels": jax.ShapeDtypeStruct((self.global_batch, mc.seq_len), jnp.int32),
-            "puzzle_identifiers": jax.ShapeDtypeStruct((self.global_batch,), jnp.int32),
-        }
-        abstract_state = jax.eval_shape(self._init, jax.random.key_data(jax.random.key(0)))
-        self.abstract_state = abstract_state
-        self.state_shardings = self._shardings(abstract_state, params, table, buffers)
+        self.example_batch = families.example_batch(self.family.batch_keys, self.global_batch, self.seq_len)
+        self.abstract_state = jax.eval_shape(self._init, jax.random.key_data(jax.random.key(0)))
+        self.state_shardings = self._shardings(self.abstract_state, params, table, buffers)
         self.batch_shardings = parallel.shard_batch_tree(self.example_batch, self.mesh)
         repl = parallel.replicated(self.mesh)
         self.init_fn = jax.jit(self._init, out_shardings=self.state_shardings)
@@ -86,22 +87,21 @@ class Trainer:
     # ----- state --------------------------------------------------------------------------------------------------
     def _init(self, rng_data):
         rng = jax.random.wrap_key_data(rng_data)
-        model = HRM(self.model_config, rngs=nnx.Rngs(params=jax.random.fold_in(rng, 0)))
+        model = self.family.build(nnx.Rngs(params=jax.random.fold_in(rng, 0)))
         _, params, table, buffers = nnx.split(model, nnx.Param, PuzzleEmbedding, ...)
         batch = {k: jnp.zeros(v.shape, v.dtype) for k, v in self.example_batch.items()}
+        carry = self.family.initial_carry(model, self.family.model_batch(batch))
         return TrainState(step=jnp.zeros([], jnp.int32), params=params, puzzle_emb=table, buffers=buffers,
                           opt_state=self.tx.init(params), puzzle_opt_state=self.puzzle_tx.init(table),
-                          carry=act.initial_carry(model, batch), rng=jax.random.key_data(jax.random.fold_in(rng, 1)))
+                          carry=carry, rng=jax.random.key_data(jax.random.fold_in(rng, 1)))
 
     def _shardings(self, abstract_state: TrainState, params, table, buffers):
         mesh, repl = self.mesh, parallel.replicated(self.mesh)
         param_sh = parallel.state_shardings(params, mesh)
-        opt_sh = optax.tree_map_params(self.tx, lambda _, s: s, abstract_state.opt_state, param_sh,
-                                       transform_non_params=lambda _: repl,
-                                       is_leaf=lambda x: isinstance(x, nnx.Variable))
         return TrainState(
             step=repl, params=param_sh, puzzle_emb=parallel.state_shardings(table, mesh),
-            buffers=parallel.state_shardings(buffers, mesh), opt_state=opt_sh,
+            buffers=parallel.state_shardings(buffers, mesh),
+            opt_state=_like_params(abstract_state.opt_state, abstract_state.params, param_sh, repl),
             puzzle_opt_state=jax.tree.map(lambda _: repl, abstract_state.puzzle_opt_state),
             carry=parallel.shard_batch_tree(abstract_state.carry, mesh), rng=repl)
 
@@ -109,20 +109,16 @@ class Trainer:
         with jax.set_mesh(self.mesh):
             return self.init_fn(jax.random.key_data(jax.random.key(self.config.seed)))
 
-    def model(self, state: TrainState) -> HRM:
+    def model(self, state: TrainState):
         return nnx.merge(self.graphdef, state.params, state.puzzle_emb, state.buffers)
 
     # ----- steps --------------------------------------------------------------------------------------------------
     def _train_step(self, state: TrainState, batch):
-        mc = self.model_config
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
-        draws = act.exploration_draws(rng, self.global_batch, mc.halt_max_steps)
 
         def loss_fn(params, table):
             model = nnx.merge(self.graphdef, params, table, state.buffers)
-            carry, outputs = act.act_step(model, state.carry, batch, training=True, draws=draws)
-            total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps,
-                                       self.config.model.loss_type)
+            total, carry, m = self.family.train_loss(model, state.carry, batch, rng)
             return total / self.global_batch, (carry, m)
 
         (loss, (carry, m)), (g_params, g_table) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
@@ -131,22 +127,16 @@ class Trainer:
         params = optax.apply_updates(state.params, updates)
         table, puzzle_opt_state = state.puzzle_emb, state.puzzle_opt_state
         if jax.tree.leaves(table):  # rows present = the identifiers the carry's slots worked on this step
-            t_updates, puzzle_opt_state = self.puzzle_tx.update(
-                g_table, state.puzzle_opt_state, table, ids=carry.current_data["puzzle_identifiers"])
+            t_updates, puzzle_opt_state = self.puzzle_tx.update(g_table, state.puzzle_opt_state, table,
+                                                                ids=self.family.puzzle_ids(carry))
             table = optax.apply_updates(table, t_updates)
         m = dict(m, loss=loss, grad_norm=optax.global_norm(g_params), param_norm=optax.global_norm(params),
                  lr=self.schedule(state.step))
-        new_state = state.replace(step=state.step + 1, params=params, puzzle_emb=table, opt_state=opt_state,
-                                  puzzle_opt_state=puzzle_opt_state, carry=carry)
-        return new_state, m
+        return state.replace(step=state.step + 1, params=params, puzzle_emb=table, opt_state=opt_state,
+                             puzzle_opt_state=puzzle_opt_state, carry=carry), m
 
     def _eval_step(self, state: TrainState, batch):
-        """The original's evaluation on one batch: a fresh carry, `halt_max_steps` segments (or adaptive)."""
-        model = self.model(state)
-        outputs, steps = act.act_infer(model, batch, adaptive=self.config.eval.adaptive)
-        halted = jnp.ones(steps.shape, bool)
-        _, m = losses.act_loss(outputs, batch["labels"], halted, steps, self.config.model.loss_type)
-        return {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
+        return self.family.eval_metrics(self.model(state), batch)
 
 
 def put_batch(trainer: Trainer, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -155,7 +145,8 @@ def put_batch(trainer: Trainer, local_batch: dict[str, np.ndarray]) -> dict[str,
 
 
 def evaluate(trainer: Trainer, state: TrainState, test_iter, max_batches: int = 0) -> dict[str, float]:
-    """Sums the eval metrics over the test split and divides by count (the original's eval/* numbers)."""
+    """Sums the family's eval metrics over the test split; per-sequence ones are divided by `count` (the
+    original's eval/* numbers), token ones by `tokens`."""
     totals: dict[str, float] = {}
     for i, batch in enumerate(test_iter):
         if max_batches and i >= max_batches:
@@ -164,29 +155,55 @@ def evaluate(trainer: Trainer, state: TrainState, test_iter, max_batches: int = 
             m = jax.device_get(trainer.eval_step(state, put_batch(trainer, batch)))
         for k, v in m.items():
             totals[k] = totals.get(k, 0.0) + float(v)
-    count = max(totals.get("count", 0.0), 1.0)
-    return {f"eval/{k}": v / count for k, v in totals.items() if k != "count"} | {"eval/count": totals.get("count", 0)}
+    out = {}
+    count, tokens = max(totals.get("count", 0.0), 1.0), max(totals.get("tokens", 0.0), 1.0)
+    for k, v in totals.items():
+        if k in ("count", "tokens"):
+            out[f"eval/{k}"] = v
+        elif k == "correct_tokens":
+            out["eval/token_accuracy"] = v / tokens
+        elif k == "loss_sum":
+            out["eval/loss"] = v / tokens
+            out["eval/perplexity"] = float(np.exp(min(v / tokens, 50.0)))
+        else:
+            out[f"eval/{k}"] = v / count
+    return out
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a train or eval run builds from its config."""
+
+    trainer: Trainer
+    spec: data_lib.DataSpec
+    manager: ckpt_lib.CheckpointManager
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, Any]:
+    process_index, process_count = jax.process_index(), jax.process_count()
+    train_ds, spec = data_lib.build(config, "train", process_index, process_count, workdir=workdir)
+    family = families.build_family(config, spec.as_dict())
+    trainer = Trainer(config, family, spec.seq_len, parallel.make_mesh(config.mesh.shape))
+    manager = ckpt_lib.CheckpointManager(workdir, config, family, spec.as_dict())
+    return Run(trainer, spec, manager), train_ds
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Resume-or-init, then train to `config.train.steps`, checkpointing and evaluating along the way."""
-    process_index, process_count = jax.process_index(), jax.process_count()
-    train_ds, spec = data_lib.build(config, "train", process_index, process_count)
-    model_config = config_lib.hrm_config(config, spec.as_dict())
-    mesh = parallel.make_mesh(config.mesh.shape)
-    trainer = Trainer(config, model_config, mesh)
+    run, train_ds = setup(config, workdir)
+    trainer, manager = run.trainer, run.manager
+    is_chief = jax.process_index() == 0
     train_iter = iter(train_ds)
-    writer = metrics_lib.MetricWriter(workdir, enabled=process_index == 0)
-    manager = ckpt_lib.CheckpointManager(workdir, config, spec.as_dict())
+    writer = metrics_lib.MetricWriter(workdir, enabled=is_chief)
     state = manager.restore_or_init(trainer, train_iter)
-    start = int(jax.device_get(state.step))
-    total = config.train.steps
-    if process_index == 0:
+    start, total = int(jax.device_get(state.step)), config.train.steps
+    tokens_per_step = config.data.global_batch_size * run.spec.seq_len
+    if is_chief:
         writer.write_config(config)
-        logging.info("model: %s parameters; mesh %s; start at step %d of %d", metrics_lib.count_params(state.params),
-                     dict(mesh.shape), start, total)
-    progress = metrics_lib.Progress(total, start, tokens_per_step=config.data.global_batch_size * model_config.total_len,
-                                    flops_per_step=metrics_lib.hrm_train_flops(model_config, config.data.global_batch_size))
+        logging.info("%s: %s parameters; mesh %s; start at step %d of %d", trainer.family.name,
+                     f"{trainer.family.num_params():,}", dict(trainer.mesh.shape), start, total)
+    progress = metrics_lib.Progress(total, start, tokens_per_step=tokens_per_step,
+                                    flops_per_step=trainer.family.flops_per_token() * tokens_per_step)
     pending = None  # (step, device metrics): pulled after the next step is dispatched, so dispatch never stalls
 
     def flush(item):
@@ -202,7 +219,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     try:
         for step in range(start + 1, total + 1):
             batch = put_batch(trainer, next(train_iter))
-            with jax.set_mesh(mesh):
+            with jax.set_mesh(trainer.mesh):
                 state, m = trainer.train_step(state, batch)
             if pending is not None:
                 flush(pending)
@@ -212,11 +229,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 pending = None
                 manager.save(step, state, train_iter)
             if config.train.eval_every and step % config.train.eval_every == 0 and step != total:
-                writer.write_scalars(step, _run_eval(config, trainer, state, process_index, process_count))
+                writer.write_scalars(step, _run_eval(config, trainer, state, workdir))
         if pending is not None:
             flush(pending)
-        manager.save(total, state, train_iter, force=True)
-        writer.write_scalars(total, _run_eval(config, trainer, state, process_index, process_count))
+        if start < total:
+            manager.save(total, state, train_iter, force=True)
+        writer.write_scalars(total, _run_eval(config, trainer, state, workdir))
     finally:
         manager.close()
         writer.close()
@@ -225,20 +243,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """`--config.mode=eval`: restore this workdir's latest checkpoint (or `init_from`) and evaluate on the test
-    split; writes eval metrics to metrics.jsonl and `eval.json`."""
-    process_index, process_count = jax.process_index(), jax.process_count()
-    train_ds, spec = data_lib.build(config, "train", process_index, process_count)
-    trainer = Trainer(config, config_lib.hrm_config(config, spec.as_dict()), parallel.make_mesh(config.mesh.shape))
-    manager = ckpt_lib.CheckpointManager(workdir, config, spec.as_dict())
+    split; writes the metrics to metrics.jsonl and `eval.json`."""
+    run, train_ds = setup(config, workdir)
     try:
-        if manager.latest_step() is None and not config.init_from:
+        if run.manager.latest_step() is None and not config.init_from:
             raise FileNotFoundError(f"eval: no checkpoint in {workdir} and no config.init_from")
-        state = manager.restore_or_init(trainer, iter(train_ds))
+        state = run.manager.restore_or_init(run.trainer, iter(train_ds))
     finally:
-        manager.close()
+        run.manager.close()
     step = int(jax.device_get(state.step))
-    out = _run_eval(config, trainer, state, process_index, process_count)
-    if process_index == 0:
+    out = _run_eval(config, run.trainer, state, workdir)
+    if jax.process_index() == 0:
         writer = metrics_lib.MetricWriter(workdir)
         writer.write_scalars(step, out)
         writer.close()
@@ -247,9 +262,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
     return out
 
 
-def _run_eval(config, trainer, state, process_index, process_count) -> dict[str, float]:
+def _run_eval(config, trainer, state, workdir) -> dict[str, float]:
     start = time.time()
-    test_ds, _ = data_lib.build(config, "test", process_index, process_count)
+    test_ds, _ = data_lib.build(config, "test", jax.process_index(), jax.process_count(), workdir=workdir)
     out = evaluate(trainer, state, iter(test_ds), config.train.eval_batches)
     out["eval/seconds"] = time.time() - start
     return out

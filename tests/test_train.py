@@ -18,7 +18,7 @@ import pytest
 from hrm_jax import checkpoint as ckpt_lib
 from hrm_jax import config as config_lib
 from hrm_jax import data as data_lib
-from hrm_jax import parallel, train
+from hrm_jax import families, parallel, train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
@@ -40,7 +40,7 @@ def tiny_config(**overrides):
 
 def _trainer(config, mesh):
     _, spec = data_lib.build(config, "train")
-    return train.Trainer(config, config_lib.hrm_config(config, spec.as_dict()), mesh)
+    return train.Trainer(config, families.build_family(config, spec.as_dict()), spec.seq_len, mesh)
 
 
 def _losses(config, mesh_shape, steps=3, devices=None):

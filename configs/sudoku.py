@@ -1,0 +1,55 @@
+"""HRM on Sudoku-Extreme-style puzzles, as the original's Sudoku-1k recipe (HRM README: epochs 20000,
+eval_interval 2000, lr 1e-4, puzzle_emb_lr 1e-4, weight_decay 1.0, puzzle_emb_weight_decay 1.0, batch 768).
+
+    python -m input_pipeline.puzzles.sudoku --out data/sudoku-1k --num-train 1000 --num-test 1000 --num-aug 1000
+    python -m hrm_jax.main --config=configs/sudoku.py --workdir=runs/sudoku --config.data.path=data/sudoku-1k
+    python -m hrm_jax.main --config=configs/sudoku.py:tiny --workdir=/tmp/sudoku_tiny     # 2-core CPU, minutes
+
+The original's total steps: int(epochs * total_groups * mean_puzzle_examples / global_batch) = 26,041 for 1k
+groups x 1001 puzzles. `:tiny` generates a small dataset into its workdir and trains a small model briefly.
+"""
+
+from hrm_jax.config import base_config
+
+
+def get_config(variant: str = "default"):
+    c = base_config()
+    c.data.kind = "puzzle"
+    c.data.path = "data/sudoku-1k"
+    c.data.global_batch_size = 768
+    c.model.loss_type = "stablemax_cross_entropy"
+    c.optim.lr = 1e-4
+    c.optim.puzzle_emb_lr = 1e-4
+    c.optim.weight_decay = 1.0
+    c.optim.puzzle_emb_weight_decay = 1.0
+    c.optim.lr_warmup_steps = 2000
+    c.optim.lr_min_ratio = 1.0
+    c.train.steps = 26_041
+    c.train.log_every = 100
+    c.train.eval_every = 2604
+    c.train.checkpoint_every = 2604
+    if variant == "tiny":
+        c.data.path = ""
+        c.data.generate = "sudoku"
+        c.data.generate_num_train = 32
+        c.data.generate_num_test = 32
+        c.data.generate_num_aug = 8
+        c.data.generate_min_guesses = 1
+        c.data.global_batch_size = 32
+        c.model.hidden_size = 64
+        c.model.num_heads = 2
+        c.model.H_layers = c.model.L_layers = 1
+        c.model.puzzle_emb_ndim = 64
+        c.model.halt_max_steps = 4
+        c.model.forward_dtype = "float32"
+        c.optim.lr = 1e-3
+        c.optim.puzzle_emb_lr = 1e-2
+        c.optim.weight_decay = c.optim.puzzle_emb_weight_decay = 0.1
+        c.optim.lr_warmup_steps = 10
+        c.train.steps = 100
+        c.train.log_every = 10
+        c.train.eval_every = 0
+        c.train.checkpoint_every = 50
+    elif variant != "default":
+        raise ValueError(f"configs/sudoku.py: unknown variant {variant!r} (default, tiny)")
+    return c

@@ -1,0 +1,16 @@
+"""Benchmarks stay runnable: a CPU smoke run of the train-throughput script on a tiny config."""
+
+import math
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
+import train_throughput  # noqa: E402
+
+
+def test_train_throughput_smoke(tmp_path):
+    out = train_throughput.main(["--config=configs/synthetic.py:tiny", "--steps=2", "--warmup=1",
+                                 f"--json={tmp_path / 'r.json'}"])
+    assert out["loss_finite"] and out["step_s_median"] > 0 and out["compile_s"] > 0
+    assert math.isclose(out["tokens_per_s"], 16 * 16 / out["step_s_median"], rel_tol=1e-6)
+    assert out["tflops_per_step"] > 0 and (tmp_path / "r.json").exists()
