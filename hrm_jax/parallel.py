@@ -16,6 +16,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from hrm_jax.model.layers import dividing_mesh_axes
+
 MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")
 
@@ -65,28 +67,13 @@ def logical_to_mesh_axes(logical: Sequence[str | None], rules=LOGICAL_AXIS_RULES
     return tuple(out)
 
 
-def _fit(spec_entry, dim: int, mesh: Mesh):
-    """Drop mesh axes that do not divide `dim` (keeps a prefix of a multi-axis entry that does)."""
-    if spec_entry is None:
-        return None
-    axes = (spec_entry,) if isinstance(spec_entry, str) else tuple(spec_entry)
-    kept, size = [], 1
-    for ax in axes:
-        if dim % (size * mesh.shape[ax]) == 0:
-            kept.append(ax)
-            size *= mesh.shape[ax]
-    if not kept:
-        return None
-    return kept[0] if len(kept) == 1 else tuple(kept)
-
-
 def spec_for(shape: Sequence[int], logical: Sequence[str | None] | None, mesh: Mesh, rules=LOGICAL_AXIS_RULES) -> P:
     if not logical:
         return P()
     if len(logical) != len(shape):
         raise ValueError(f"logical axes {tuple(logical)} do not match shape {tuple(shape)}")
     mesh_axes = logical_to_mesh_axes(logical, rules)
-    return P(*(_fit(a, d, mesh) for a, d in zip(mesh_axes, shape)))
+    return P(*(dividing_mesh_axes(a, d, mesh.shape) for a, d in zip(mesh_axes, shape)))
 
 
 def state_shardings(state: nnx.State, mesh: Mesh, rules=LOGICAL_AXIS_RULES):

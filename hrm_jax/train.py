@@ -114,6 +114,10 @@ class Trainer:
 
     # ----- steps --------------------------------------------------------------------------------------------------
     def _train_step(self, state: TrainState, batch):
+        with nnx.logical_axis_rules(parallel.LOGICAL_AXIS_RULES):  # activation constraints resolve through these
+            return self._train_step_body(state, batch)
+
+    def _train_step_body(self, state: TrainState, batch):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def loss_fn(params, table):
@@ -136,7 +140,8 @@ class Trainer:
                              puzzle_opt_state=puzzle_opt_state, carry=carry), m
 
     def _eval_step(self, state: TrainState, batch):
-        return self.family.eval_metrics(self.model(state), batch)
+        with nnx.logical_axis_rules(parallel.LOGICAL_AXIS_RULES):
+            return self.family.eval_metrics(self.model(state), batch)
 
 
 def put_batch(trainer: Trainer, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:

@@ -229,3 +229,17 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tmp_path):
     assert sorted(multi) == [1, 2, 3]
     for step in multi:
         np.testing.assert_allclose(multi[step], reference[step], rtol=1e-6)
+
+
+def test_main_activations_are_constrained_by_logical_names():
+    config = tiny_config()
+    mesh = parallel.make_mesh((2, 2, 2))
+    trainer = _trainer(config, mesh)
+    ds, _ = data_lib.build(config, "train")
+    batch = train.put_batch(trainer, next(iter(ds)))
+    with jax.set_mesh(mesh):
+        text = trainer.train_step.lower(trainer.init_state(), batch).as_text()
+    # hidden states [B,S,D] on the batch axes; q/k/v [B,S,N,H] and the MLP width [B,S,I] also over tensor.
+    assert '[{"data", "fsdp"}, {}, {}]' in text
+    assert '[{"data", "fsdp"}, {}, {"tensor"}, {}]' in text
+    assert '[{"data", "fsdp"}, {}, {"tensor"}]' in text

@@ -201,7 +201,7 @@ class HRM(nnx.Module):
         z_H = H_call(z_H, z_L)
 
         new_carry = jax.lax.stop_gradient(InnerCarry(z_H=z_H, z_L=z_L))
-        logits = self.lm_head(z_H)[:, cfg.puzzle_emb_len:]
+        logits = layers.shard_activation(self.lm_head(z_H)[:, cfg.puzzle_emb_len:], layers.ACT_BSV)
         q_logits = self.q_head(self.q_position(z_H, segment_ids)).astype(jnp.float32)
         return new_carry, logits, q_logits[..., 0], q_logits[..., 1]
 

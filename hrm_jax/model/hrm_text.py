@@ -314,9 +314,8 @@ class HrmText(nnx.Module):
         return z_H
 
     def logits(self, z_H_BSD: jax.Array) -> jax.Array:
-        if self.lm_head is None:
-            return self.embed_tokens.attend(z_H_BSD)
-        return self.lm_head(z_H_BSD)
+        logits = self.embed_tokens.attend(z_H_BSD) if self.lm_head is None else self.lm_head(z_H_BSD)
+        return layers.shard_activation(logits, layers.ACT_BSV)
 
     def segment_logits(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array, positions_BS: jax.Array) -> jax.Array:
         """Logits for packed training rows: causal attention within each segment (segment id 0 = padding, never

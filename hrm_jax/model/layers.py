@@ -18,6 +18,7 @@ from typing import Callable, Literal
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.core import spmd as flax_spmd
 
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
@@ -50,6 +51,39 @@ def normal_init(std: float) -> Initializer:
 def param(rngs: nnx.Rngs, init: Initializer, shape: tuple[int, ...], axes: tuple[str | None, ...]) -> nnx.Param:
     """An fp32 parameter with logical axis names (resolved to mesh axes by `hrm_jax.parallel`)."""
     return nnx.Param(init(rngs.params(), shape, jnp.float32), out_sharding=axes, eager_sharding=False)
+
+
+def shard_activation(x: jax.Array, logical_axes: tuple[str | None, ...]) -> jax.Array:
+    """Constrain an activation's sharding by logical axis names, resolved through the logical-axis rules in
+    context (`nnx.logical_axis_rules`, set by the trainer) on the mesh in context (`jax.set_mesh`). A mesh axis that
+    does not divide its dimension is left out; with no rules or no mesh this is the identity."""
+    rules = flax_spmd.get_logical_axis_rules()
+    mesh = jax.sharding.get_abstract_mesh()
+    if not rules or mesh.empty:
+        return x
+    table = dict(rules)
+    spec = [dividing_mesh_axes(table.get(name) if name is not None else None, dim, mesh.shape)
+            for name, dim in zip(logical_axes, x.shape)]
+    return jax.lax.with_sharding_constraint(x, jax.sharding.PartitionSpec(*spec))
+
+
+def dividing_mesh_axes(entry: str | tuple[str, ...] | None, dim: int, axis_sizes) -> str | tuple[str, ...] | None:
+    """The mesh axes of a PartitionSpec entry that divide `dim` (in order, cumulatively); None if none do."""
+    if entry is None:
+        return None
+    kept, size = [], 1
+    for ax in (entry,) if isinstance(entry, str) else tuple(entry):
+        if dim % (size * axis_sizes[ax]) == 0:
+            kept.append(ax)
+            size *= axis_sizes[ax]
+    return None if not kept else kept[0] if len(kept) == 1 else tuple(kept)
+
+
+# Logical names of the main activations.
+ACT_BSD = ("batch", "seq", None)
+ACT_BSNH = ("batch", "seq", "heads", None)
+ACT_BSI = ("batch", "seq", "mlp")
+ACT_BSV = ("batch", "seq", "vocab")
 
 
 def rms_norm(x: jax.Array, eps: float) -> jax.Array:
@@ -168,7 +202,7 @@ class Attention(nnx.Module):
         proj = self.qkv_proj(x_BSD)  # [B, S, P, N, H]
         parts = [proj[:, :, i] for i in range(proj.shape[2])]
         gate = parts.pop(0) if self.gated else None
-        q, k, v = parts
+        q, k, v = (shard_activation(t, ACT_BSNH) for t in parts)
         if cos is not None:
             q = apply_rope(q, cos, sin, in_fp32=self.rope_in_fp32)
             k = apply_rope(k, cos, sin, in_fp32=self.rope_in_fp32)
@@ -212,7 +246,7 @@ class SwiGLU(nnx.Module):
 
     def __call__(self, x_BSD: jax.Array) -> jax.Array:
         gate_up = self.gate_up_proj(x_BSD)
-        gate, up = gate_up[..., 0, :], gate_up[..., 1, :]
+        gate, up = shard_activation(gate_up[..., 0, :], ACT_BSI), shard_activation(gate_up[..., 1, :], ACT_BSI)
         # silu in fp32, rounded once (matches torch's bf16 silu kernel).
         act = jax.nn.silu(gate.astype(jnp.float32)).astype(self.dtype)
         return self.down_proj(act * up)
@@ -250,6 +284,7 @@ class BlockStack(nnx.Module):
 
     def __call__(self, h_BSD: jax.Array, cos=None, sin=None, mask=None, kv_cache=None) -> jax.Array:
         for layer in self.layers:
+            h_BSD = shard_activation(h_BSD, ACT_BSD)
             h_BSD = layer(h_BSD, cos, sin, mask, kv_cache=kv_cache)
         if self.final_norm_eps is not None:
             h_BSD = rms_norm(h_BSD, self.final_norm_eps)
