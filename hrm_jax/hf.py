@@ -15,7 +15,6 @@ Tensors are read one at a time (safetensors `safe_open`); shapes are checked aga
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -123,16 +122,18 @@ class _Source:
         self._read: dict[str, Callable[[], np.ndarray]] = {}
 
     @classmethod
-    def from_files(cls, files: Iterable[Path], stack) -> "_Source":
+    def from_files(cls, files: Iterable[Path]) -> "_Source":
+        """Headers are read here; each tensor is read by a `safe_open` of its own that is closed straight after,
+        so the file's memory map (whose touched pages count in the process's RSS) never covers more than the one
+        tensor being loaded: holding every file open would add the whole checkpoint to peak RSS."""
         src = cls()
         for file in files:
             try:
-                handle = stack.enter_context(safe_open(str(file), framework="np"))
-                names = list(handle.keys())
-                for name in names:
-                    src._shape[name] = tuple(handle.get_slice(name).get_shape())
-                    src._where[name] = str(file)
-                    src._read[name] = (lambda h, k: lambda: h.get_tensor(k))(handle, name)
+                with safe_open(str(file), framework="np") as handle:
+                    for name in handle.keys():
+                        src._shape[name] = tuple(handle.get_slice(name).get_shape())
+                        src._where[name] = str(file)
+                        src._read[name] = (lambda f, k: lambda: _read_one(f, k))(str(file), name)
             except (SafetensorError, OSError) as e:
                 raise CheckpointError(f"{file}: not a readable safetensors file (truncated or corrupt?): {e}") from e
         return src
@@ -158,11 +159,16 @@ class _Source:
     def read(self, name) -> np.ndarray:
         try:
             arr = self._read[name]()
-        except SafetensorError as e:
+        except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{self._where[name]}: cannot read tensor {name}: {e}") from e
         if not np.issubdtype(arr.dtype, np.floating) and arr.dtype != ml_dtypes.bfloat16:
             raise CheckpointError(f"{self._where[name]}: tensor {name} has dtype {arr.dtype}, expected a float type")
         return np.asarray(arr, dtype=np.float32)
+
+
+def _read_one(file: str, name: str) -> np.ndarray:
+    with safe_open(file, framework="np") as handle:
+        return handle.get_tensor(name)
 
 
 def _to_numpy(t) -> np.ndarray:
@@ -265,14 +271,10 @@ def _weight_files(path: Path) -> list[Path]:
 def from_pretrained(path: str | Path, dtype=jnp.float32, **model_kwargs) -> HrmText:
     """An `HrmText` (fp32 parameters, compute `dtype`) from a Hugging Face HRM-Text folder. `model_kwargs` go to
     `HrmText` (e.g. attention_impl). Raises CheckpointError naming the file/tensor that disagrees."""
-    import contextlib
-
     path = Path(path)
     config = read_config(path)
     model = nnx.eval_shape(lambda: HrmText(config, dtype=dtype, rngs=nnx.Rngs(0), **model_kwargs))
-    with contextlib.ExitStack() as stack:
-        files = _weight_files(path)
-        _load(model, _Source.from_files(files, stack), str(path))
+    _load(model, _Source.from_files(_weight_files(path)), str(path))
     return model
 
 
