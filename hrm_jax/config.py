@@ -108,6 +108,11 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.adaptive = False  # False: the original's fixed halt_max_steps segments
+
+    c.export = ml_collections.ConfigDict()  # --config.mode=export (hrm_jax.export.run)
+    c.export.format = "hf"  # hf | gguf (HRM-Text) | torch (puzzle HRM: original names; HRM-Text: HF weights)
+    c.export.out = ""  # "" = <workdir>/export/<format>
+    c.export.quant = "f16"  # gguf: f32 | f16 | q8_0 | q4_0
     return c
 
 

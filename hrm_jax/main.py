@@ -1,7 +1,7 @@
 """Entry point: `python -m hrm_jax.main --config=configs/X.py[:variant] --workdir=DIR [--config.a.b=v ...]`.
 
-The mode is a config field (`--config.mode=train|eval`). Multi-host: `--config.distributed.enabled=True` calls
-`jax.distributed.initialize` (auto-detected on SLURM and TPU pods; else coordinator address, process count and id
+The mode is a config field (`--config.mode=train|eval|export`; export writes `config.export`'s format). Multi-host:
+`--config.distributed.enabled=True` calls `jax.distributed.initialize` (auto-detected on SLURM and TPU pods; else coordinator address, process count and id
 from the config or the COORDINATOR_ADDRESS / NUM_PROCESSES / PROCESS_ID environment variables).
 """
 
@@ -43,6 +43,10 @@ def main(argv):
         train.train_and_evaluate(config, _WORKDIR.value)
     elif config.mode == "eval":
         train.evaluate_checkpoint(config, _WORKDIR.value)
+    elif config.mode == "export":
+        from hrm_jax.export import run as export_run  # noqa: PLC0415
+
+        export_run.export_checkpoint(config, _WORKDIR.value)
     else:
         raise app.UsageError(f"config.mode={config.mode!r} is not available yet")
 
