@@ -246,16 +246,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     return state
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-    """`--config.mode=eval`: restore this workdir's latest checkpoint (or `init_from`) and evaluate on the test
-    split; writes the metrics to metrics.jsonl and `eval.json`."""
+def restore_trained(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, TrainState]:
+    """The run in `workdir` and its latest checkpoint (or `config.init_from`), for evaluation and export; a clear
+    error when there is neither."""
     run, train_ds = setup(config, workdir)
     try:
         if run.manager.latest_step() is None and not config.init_from:
-            raise FileNotFoundError(f"eval: no checkpoint in {workdir} and no config.init_from")
+            raise FileNotFoundError(f"{workdir}: no checkpoint (train first with --config.mode=train) and no "
+                                    "config.init_from")
         state = run.manager.restore_or_init(run.trainer, iter(train_ds))
     finally:
         run.manager.close()
+    return run, state
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+    """`--config.mode=eval`: restore this workdir's latest checkpoint (or `init_from`) and evaluate on the test
+    split; writes the metrics to metrics.jsonl and `eval.json`."""
+    run, state = restore_trained(config, workdir)
     step = int(jax.device_get(state.step))
     out = _run_eval(config, run.trainer, state, workdir)
     if jax.process_index() == 0:

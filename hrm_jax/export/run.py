@@ -51,13 +51,7 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> Path:
     """Restore `workdir`'s latest checkpoint and write it as `config.export.format`; returns the output path."""
     fmt, quant = config.export.format, config.export.quant
     check_format(fmt, config.model.family, quant)
-    run, train_ds = train.setup(config, workdir)
-    try:
-        if run.manager.latest_step() is None:
-            raise ExportError(f"export: no checkpoint in {workdir} (train first with --config.mode=train)")
-        state = run.manager.restore_or_init(run.trainer, iter(train_ds))
-    finally:
-        run.manager.close()
+    run, state = train.restore_trained(config, workdir)
     model = run.trainer.model(jax.device_get(state))
     out = output_path(config, workdir)
     if jax.process_index() != 0:

@@ -1,0 +1,68 @@
+"""Shared command line of `python -m evals.mbpp` and `python -m evals.humaneval`: restore a run, wrap
+hrm_jax.generate as `complete`, run the evaluator (and refinement when --refine_rounds > 0).
+
+    python -m evals.mbpp --workdir=runs/mbpp --config=configs/mbpp.py [--split=test] [--n=1 --k=1 --temperature=0]
+        [--refine_rounds=R] [--limit=N] [--out=DIR] [--config.data.tokenizer=...]
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The run's config file (configs/*.py[:variant]).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "The run directory holding the checkpoint.")
+_SPLIT = flags.DEFINE_string("split", "test", "MBPP split (prompt, test, validation, train).")
+_FORMAT = flags.DEFINE_enum("format", "instruction", ["instruction", "fewshot"], "MBPP prompt format.")
+_N = flags.DEFINE_integer("n", 1, "Samples per task.")
+_K = flags.DEFINE_list("k", ["1"], "pass@k to report (each <= n).")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.0, "Sampling temperature; 0 is greedy (n must be 1).")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_REFINE = flags.DEFINE_integer("refine_rounds", 0, "Feedback rounds after a failed first attempt (n=1).")
+_LIMIT = flags.DEFINE_integer("limit", None, "Evaluate only the first N tasks.")
+_OUT = flags.DEFINE_string("out", None, "Output folder (default <workdir>/eval/<benchmark>[_<split>]).")
+_MAX_NEW = flags.DEFINE_integer("max_new_tokens", 256, "Tokens generated per sample at most.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Rows per generate call.")
+_WORKERS = flags.DEFINE_integer("workers", 2, "Sandbox processes at once.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _tasks(benchmark: str):
+    from evals import tasks as tasks_lib  # noqa: PLC0415
+
+    if benchmark == "humaneval":
+        from input_pipeline.humaneval import load_humaneval  # noqa: PLC0415
+        return tasks_lib.humaneval_tasks(load_humaneval())
+    from input_pipeline import mbpp_data, prompts  # noqa: PLC0415
+    data_dir = _CONFIG.value.data.get("data_dir") or None
+    exemplars = None
+    if _FORMAT.value == "fewshot":
+        exemplars = prompts.select_fewshot_exemplars(mbpp_data.load_mbpp("prompt", data_dir=data_dir))
+    return tasks_lib.mbpp_tasks(mbpp_data.load_mbpp(_SPLIT.value, data_dir=data_dir), _FORMAT.value, exemplars)
+
+
+def run(benchmark: str) -> dict:
+    """Evaluates the flags' run on `benchmark` ("mbpp" or "humaneval"); returns {"samples": summary[, "refine": ..]}."""
+    from evals import model_completion, refine, runner  # noqa: PLC0415 (JAX after flag parsing)
+
+    name = benchmark if benchmark == "humaneval" else f"{benchmark}_{_SPLIT.value}"
+    out = _OUT.value or os.path.join(_WORKDIR.value, "eval", name)
+    settings = runner.EvalSettings(n=_N.value, ks=tuple(int(k) for k in _K.value), temperature=_TEMPERATURE.value,
+                                   seed=_SEED.value, tasks_per_call=max(1, _BATCH.value // _N.value),
+                                   max_workers=_WORKERS.value)
+    tasks = _tasks(benchmark)
+    model, tokenizer = model_completion.restore_model(_CONFIG.value, _WORKDIR.value)
+    complete = model_completion.make_complete(model, tokenizer, max_new_tokens=_MAX_NEW.value,
+                                              batch_size=_BATCH.value)
+    result = {"samples": runner.evaluate(name, tasks, complete, out, settings, limit=_LIMIT.value)}
+    if _REFINE.value > 0:
+        result["refine"] = refine.refine(name, tasks, complete, out, _REFINE.value, settings, limit=_LIMIT.value)
+    print(json.dumps(result, indent=2), file=sys.stdout)
+    return result
+
+
+def main(benchmark: str) -> None:
+    app.run(lambda argv: run(benchmark) and None)
