@@ -4,7 +4,12 @@ temperature / top-k / top-p sampling, seeded, batched with left padding and per-
 The cache is generic over attention call sites: one K/V buffer per call of an attention layer in a forward pass,
 in call order (`CacheWriter` is threaded through the model as the layers' `kv_cache` hook). For HRM-Text this is
 transformers' layout, slot (h*(L_cycles+1) + l)*lps + i, lps*H*(L+1) slots: every recurrent call of a block keeps
-its own post-RoPE keys and values. A model served here provides `kv_cache_layout() -> (sites, heads, head_dim)`,
+its own post-RoPE keys and values. For the causal HRM (`HRM.hidden_states`) a token runs a fixed number of
+segments M from H_init / L_init; causality makes the carry per position, so segment s+1 of a new token starts from
+segment s's outputs at that token, and each (segment, H cycle, module call, layer) is one site, in call order:
+M x H_cycles x (L_cycles x L_layers + H_layers) sites.
+
+A model served here provides `kv_cache_layout() -> (sites, heads, head_dim)`,
 `attention_mask(q_index, kv_index, kv_keep_BT=, q_token_type_BS=, kv_token_type_BT=)`,
 `hidden_states(ids, positions, mask, kv_cache=)` and `logits(z)`, and a `dtype`.
 

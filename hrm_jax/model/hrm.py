@@ -6,7 +6,9 @@ puzzle-identifier embedding, lm_head, and a q_head initialised to weight 0 / bia
 every H/L call but the last L and the last H runs under `stop_gradient`.
 
 `causal=True` turns it into a causal LM for code: causal attention (with packed-segment masking) in every module;
-the Q head then reads the last valid position of each row, the only one that has seen the whole sequence.
+the Q head then reads the last valid position of each row, the only one that has seen the whole sequence. It is
+served by `hrm_jax.generate` (`kv_cache_layout`, `attention_mask`, `hidden_states`, `logits`): a fixed number of
+segments (`generation_segments`, default halt_max_steps), each (segment, cycle, module, layer) call one KV site.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class HRMConfig:
     forward_dtype: str = "bfloat16"
     causal: bool = False
     attention_impl: Literal["xla", "cudnn"] | None = None
+    generation_segments: int = 0  # segments per generated token (causal generation); 0 = halt_max_steps
 
     def __post_init__(self):
         if self.pos_encodings not in ("rope", "learned"):
@@ -61,6 +64,8 @@ class HRMConfig:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.halt_max_steps < 1:
             raise ValueError(f"halt_max_steps must be >= 1, got {self.halt_max_steps}")
+        if self.generation_segments < 0:
+            raise ValueError(f"generation_segments must be >= 0 (0 = halt_max_steps), got {self.generation_segments}")
 
     @property
     def puzzle_emb_len(self) -> int:
@@ -78,6 +83,10 @@ class HRMConfig:
     @property
     def dtype(self):
         return jnp.dtype(self.forward_dtype)
+
+    @property
+    def num_generation_segments(self) -> int:
+        return self.generation_segments or self.halt_max_steps
 
     def replace(self, **changes) -> "HRMConfig":
         return dataclasses.replace(self, **changes)
@@ -180,14 +189,25 @@ class HRM(nnx.Module):
         segment_ids = batch.get("segment_ids")
         cos, sin, mask = self.attention_context(batch["inputs"].shape[0], segment_ids, batch.get("positions"))
         x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
+        z_H, z_L = self.segment(carry.z_H, carry.z_L, x, cos, sin, mask)
+
+        new_carry = jax.lax.stop_gradient(InnerCarry(z_H=z_H, z_L=z_L))
+        logits = layers.shard_activation(self.lm_head(z_H)[:, cfg.puzzle_emb_len:], layers.ACT_BSV)
+        q_logits = self.q_head(self.q_position(z_H, segment_ids)).astype(jnp.float32)
+        return new_carry, logits, q_logits[..., 0], q_logits[..., 1]
+
+    def segment(self, z_H: jax.Array, z_L: jax.Array, x: jax.Array, cos, sin, mask, kv_cache=None):
+        """The H_cycles x L_cycles recurrence of one segment over input embeddings `x` -> (z_H, z_L), each
+        [B, S, D]. `kv_cache` (hrm_jax.generate) is called by every attention call, in call order."""
+        cfg = self.config
+        extra = {} if kv_cache is None else {"kv_cache": kv_cache}
 
         def L_call(z_L, z_H):
-            return self.L_level(z_L + (z_H + x), cos, sin, mask)  # injection added once, as the original
+            return self.L_level(z_L + (z_H + x), cos, sin, mask, **extra)  # injection added once, as the original
 
         def H_call(z_H, z_L):
-            return self.H_level(z_H + z_L, cos, sin, mask)
+            return self.H_level(z_H + z_L, cos, sin, mask, **extra)
 
-        z_H, z_L = carry.z_H, carry.z_L
         # No-gradient cycles: every call but the last L and the last H (default order L, L, H, L).
         for h in range(cfg.H_cycles):
             for l in range(cfg.L_cycles):
@@ -200,10 +220,7 @@ class HRM(nnx.Module):
         z_L = L_call(z_L, z_H)
         z_H = H_call(z_H, z_L)
 
-        new_carry = jax.lax.stop_gradient(InnerCarry(z_H=z_H, z_L=z_L))
-        logits = layers.shard_activation(self.lm_head(z_H)[:, cfg.puzzle_emb_len:], layers.ACT_BSV)
-        q_logits = self.q_head(self.q_position(z_H, segment_ids)).astype(jnp.float32)
-        return new_carry, logits, q_logits[..., 0], q_logits[..., 1]
+        return z_H, z_L
 
     def q_position(self, z_H_BSD: jax.Array, segment_ids_BS: jax.Array | None) -> jax.Array:
         """The state the Q head reads [B, D]: position 0 (the puzzle token) as in the original; in causal mode the
@@ -215,3 +232,43 @@ class HRM(nnx.Module):
         valid = segment_ids_BS != 0
         last = jnp.where(valid.any(-1), z_H_BSD.shape[1] - 1 - jnp.argmax(valid[:, ::-1], axis=-1), 0)
         return jnp.take_along_axis(z_H_BSD, last[:, None, None], axis=1)[:, 0]
+
+    # ----- causal generation (hrm_jax.generate) -----------------------------------------------------------------
+    @property
+    def dtype(self):
+        return self.config.dtype
+
+    def kv_cache_layout(self) -> tuple[int, int, int]:
+        """(attention call sites per token, heads, head_dim): one KV site per (segment, H cycle, module call,
+        layer), in call order: segments x (H_cycles x L_cycles x L_layers + H_cycles x H_layers)."""
+        cfg = self.config
+        per_segment = cfg.H_cycles * (cfg.L_cycles * cfg.L_layers + cfg.H_layers)
+        return cfg.num_generation_segments * per_segment, cfg.num_heads, cfg.head_dim
+
+    def attention_mask(self, q_index_BS: jax.Array, kv_index_BT: jax.Array, *, kv_keep_BT: jax.Array | None = None,
+                       q_token_type_BS: jax.Array | None = None, kv_token_type_BT: jax.Array | None = None):
+        """Keep-mask [B|1, 1, S, T]: causal AND key not padding (kv_keep 1 = keep). No prefix-LM."""
+        if q_token_type_BS is not None or kv_token_type_BT is not None:
+            raise ValueError("the causal HRM has no prefix-LM: token_type_ids are not supported")
+        keep = layers.attention_mask(causal=True, q_index=q_index_BS, kv_index=kv_index_BT)
+        if kv_keep_BT is not None:
+            keep = keep & (kv_keep_BT[:, None, None, :] != 0)
+        return keep
+
+    def hidden_states(self, inputs_BS: jax.Array, positions_BS: jax.Array, mask, kv_cache=None) -> jax.Array:
+        """Final z_H [B, S, D] of `num_generation_segments` segments over new positions, the first from
+        H_init / L_init. Causality makes the carry per position, so segment s+1 starts from segment s's outputs
+        at the same positions; every call extends its own KV site through `kv_cache`."""
+        cfg = self.config
+        if not cfg.causal or cfg.puzzle_emb_ndim or cfg.pos_encodings != "rope":
+            raise ValueError("generation needs the causal HRM: causal=True, puzzle_emb_ndim=0, rope positions")
+        x = self.input_embeddings(inputs_BS, None)
+        cos, sin = layers.rope_cos_sin(positions_BS, cfg.head_dim, cfg.rope_theta)
+        z_H = jnp.broadcast_to(self.H_init[...], x.shape)
+        z_L = jnp.broadcast_to(self.L_init[...], x.shape)
+        for _ in range(cfg.num_generation_segments):
+            z_H, z_L = self.segment(z_H, z_L, x, cos, sin, mask, kv_cache=kv_cache)
+        return z_H
+
+    def logits(self, z_H_BSD: jax.Array) -> jax.Array:
+        return layers.shard_activation(self.lm_head(z_H_BSD), layers.ACT_BSV)
