@@ -13,9 +13,10 @@ and reports:
                   and the largest anonymous / file-backed RSS seen by a 20 ms sampler during the load
   final           RSS after the load, and the bytes of the loaded model's arrays
 
-The model keeps fp32 parameters (the compute dtype is bf16), so the loaded model alone is 2x the bf16 checkpoint:
-read "peak RSS / checkpoint" against that 2x floor, and "peak - baseline - model bytes" as what the loader itself
-holds beyond the result (ideally about one tensor).
+`--param_dtype bfloat16` (the default: inference) stores the parameters as the checkpoint's bf16, so the loaded
+model is 1x the checkpoint; `--param_dtype float32` (training: fp32 master weights) makes it 2x. Read "peak RSS /
+checkpoint" against that floor, and "peak - baseline - model bytes" as what the loader itself holds beyond the
+result (ideally about one tensor).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def sampler():
 thread = threading.Thread(target=sampler, daemon=True)
 thread.start()
 t0 = time.perf_counter()
-model = hf.from_pretrained(sys.argv[1], dtype=jnp.bfloat16)
+model = hf.from_pretrained(sys.argv[1], dtype=jnp.bfloat16, param_dtype=jnp.dtype(sys.argv[3]))
 state = nnx.state(model)
 jax.block_until_ready(state)
 seconds = time.perf_counter() - t0
@@ -159,10 +160,10 @@ print(json.dumps({
 """
 
 
-def measure(path: Path) -> dict:
+def measure(path: Path, param_dtype: str) -> dict:
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), repo], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), repo, param_dtype], capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"the loading process failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -176,6 +177,8 @@ def main(argv=None) -> int:
     p.add_argument("--shards", type=int, default=4, help="0 or 1: a single model.safetensors")
     p.add_argument("--dir", default="/tmp", help="where the temp checkpoint folder goes")
     p.add_argument("--keep", action="store_true", help="keep the checkpoint folder (its path is printed)")
+    p.add_argument("--param_dtype", default="bfloat16", choices=("bfloat16", "float32"),
+                   help="parameter storage: bfloat16 (inference) or float32 (training)")
     args = p.parse_args(argv)
 
     config = PRESETS[args.preset]
@@ -196,7 +199,7 @@ def main(argv=None) -> int:
         files = sorted(f.name for f in root.glob("*.safetensors"))
         print(f"wrote {n_tensors} tensors, {len(files)} file(s), {ckpt_bytes / GiB:.3f} GiB in {write_s:.1f} s "
               f"({root})")
-        r = measure(root)
+        r = measure(root, args.param_dtype)
     finally:
         if args.keep:
             print(f"kept {root}")
@@ -225,7 +228,7 @@ def main(argv=None) -> int:
     print(f"{'':<40} {'GiB':>8} {'x checkpoint':>13}")
     for name, b, ratio in rows:
         print(f"{name:<40} {b / GiB:>8.3f} {ratio:>13.2f}")
-    print(f"\npeak RSS / checkpoint size = {peak / ckpt_bytes:.2f}x (the fp32 model alone is "
+    print(f"\npeak RSS / checkpoint size = {peak / ckpt_bytes:.2f}x (the loaded model alone is "
           f"{model / ckpt_bytes:.2f}x); peak - baseline = {(peak - base) / ckpt_bytes:.2f}x")
     return 0
 

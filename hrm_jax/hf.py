@@ -187,7 +187,7 @@ def _config_summary(config: HrmTextConfig) -> str:
             f"tie_word_embeddings={config.tie_word_embeddings}")
 
 
-def _load(model: HrmText, src: _Source, where: str) -> None:
+def _load(model: HrmText, src: _Source, where: str, param_dtype=jnp.float32) -> None:
     config = model.config
     available = src.names()
     consumed: set[str] = set()
@@ -226,7 +226,7 @@ def _load(model: HrmText, src: _Source, where: str) -> None:
                               "writes, needs num_hidden_layers = blocks per stack.)")
     for spec, parts in plan:  # one tensor in memory at a time
         arr = src.read(parts[0]) if len(parts) == 1 else np.concatenate([src.read(p) for p in parts], axis=0)
-        _lookup(model, spec.path).set_value(jnp.asarray(spec.to_param(arr), dtype=jnp.float32))
+        _lookup(model, spec.path).set_value(jnp.asarray(spec.to_param(arr), dtype=param_dtype))
 
 
 def load_state_dict(model: HrmText, tensors: Mapping[str, object]) -> HrmText:
@@ -268,13 +268,15 @@ def _weight_files(path: Path) -> list[Path]:
     raise CheckpointError(f"{path}: no {SAFETENSORS_FILE} or {SAFETENSORS_INDEX} (found: {present})")
 
 
-def from_pretrained(path: str | Path, dtype=jnp.float32, **model_kwargs) -> HrmText:
-    """An `HrmText` (fp32 parameters, compute `dtype`) from a Hugging Face HRM-Text folder. `model_kwargs` go to
+def from_pretrained(path: str | Path, dtype=jnp.float32, param_dtype=jnp.float32, **model_kwargs) -> HrmText:
+    """An `HrmText` (compute `dtype`) from a Hugging Face HRM-Text folder. Parameters are stored as
+    `param_dtype`: fp32 for training (the default), or bf16 for inference from a bf16 checkpoint, which halves
+    the memory and computes the same (weights are cast to `dtype` at use either way). `model_kwargs` go to
     `HrmText` (e.g. attention_impl). Raises CheckpointError naming the file/tensor that disagrees."""
     path = Path(path)
     config = read_config(path)
     model = nnx.eval_shape(lambda: HrmText(config, dtype=dtype, rngs=nnx.Rngs(0), **model_kwargs))
-    _load(model, _Source.from_files(_weight_files(path)), str(path))
+    _load(model, _Source.from_files(_weight_files(path)), str(path), param_dtype=param_dtype)
     return model
 
 

@@ -241,3 +241,13 @@ def test_error_missing_shard(tmp_path):
 def test_error_unsupported_save_dtype(tmp_path):
     with pytest.raises(ValueError, match="dtype must be one of"):
         hf.save_pretrained(jax_model(), tmp_path, dtype=jnp.int8)
+
+
+def test_bf16_parameters_for_inference_compute_the_same(tmp_path):
+    """param_dtype=bf16 halves the loaded size of a bf16 checkpoint and gives bit-identical bf16 logits."""
+    hf.save_pretrained(jax_model(), tmp_path, dtype=jnp.bfloat16)
+    fp32_params = hf.from_pretrained(tmp_path, dtype=jnp.bfloat16)
+    bf16_params = hf.from_pretrained(tmp_path, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    leaves = [v[...] for _, v in nnx.to_flat_state(nnx.state(bf16_params, nnx.Param))]
+    assert {x.dtype for x in leaves} == {jnp.dtype(jnp.bfloat16)}
+    np.testing.assert_array_equal(jax_logits(bf16_params), jax_logits(fp32_params))
