@@ -30,36 +30,14 @@ _WORKERS = flags.DEFINE_integer("workers", 2, "Sandbox processes at once.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _tasks(benchmark: str):
-    from evals import tasks as tasks_lib  # noqa: PLC0415
-
-    if benchmark == "humaneval":
-        from input_pipeline.humaneval import load_humaneval  # noqa: PLC0415
-        return tasks_lib.humaneval_tasks(load_humaneval())
-    from input_pipeline import mbpp_data, prompts  # noqa: PLC0415
-    data_dir = _CONFIG.value.data.get("data_dir") or None
-    exemplars = None
-    if _FORMAT.value == "fewshot":
-        exemplars = prompts.select_fewshot_exemplars(mbpp_data.load_mbpp("prompt", data_dir=data_dir))
-    return tasks_lib.mbpp_tasks(mbpp_data.load_mbpp(_SPLIT.value, data_dir=data_dir), _FORMAT.value, exemplars)
-
-
 def run(benchmark: str) -> dict:
-    """Evaluates the flags' run on `benchmark` ("mbpp" or "humaneval"); returns {"samples": summary[, "refine": ..]}."""
-    from evals import model_completion, refine, runner  # noqa: PLC0415 (JAX after flag parsing)
+    """Evaluates the flags' run on `benchmark`, printing and returning the summaries."""
+    from evals.benchmark import evaluate_benchmark  # noqa: PLC0415 (JAX after flag parsing)
 
-    name = benchmark if benchmark == "humaneval" else f"{benchmark}_{_SPLIT.value}"
-    out = _OUT.value or os.path.join(_WORKDIR.value, "eval", name)
-    settings = runner.EvalSettings(n=_N.value, ks=tuple(int(k) for k in _K.value), temperature=_TEMPERATURE.value,
-                                   seed=_SEED.value, tasks_per_call=max(1, _BATCH.value // _N.value),
-                                   max_workers=_WORKERS.value)
-    tasks = _tasks(benchmark)
-    model, tokenizer = model_completion.restore_model(_CONFIG.value, _WORKDIR.value)
-    complete = model_completion.make_complete(model, tokenizer, max_new_tokens=_MAX_NEW.value,
-                                              batch_size=_BATCH.value)
-    result = {"samples": runner.evaluate(name, tasks, complete, out, settings, limit=_LIMIT.value)}
-    if _REFINE.value > 0:
-        result["refine"] = refine.refine(name, tasks, complete, out, _REFINE.value, settings, limit=_LIMIT.value)
+    result = evaluate_benchmark(
+        _CONFIG.value, _WORKDIR.value, benchmark, split=_SPLIT.value, fmt=_FORMAT.value, n=_N.value, ks=_K.value,
+        temperature=_TEMPERATURE.value, seed=_SEED.value, refine_rounds=_REFINE.value, limit=_LIMIT.value,
+        out=_OUT.value, max_new_tokens=_MAX_NEW.value, batch_size=_BATCH.value, workers=_WORKERS.value)
     print(json.dumps(result, indent=2), file=sys.stdout)
     return result
 

@@ -108,6 +108,15 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.adaptive = False  # False: the original's fixed halt_max_steps segments
+    # --config.mode=eval on code runs also runs a benchmark through the sandbox (evals/): "" = none.
+    c.eval.benchmark = ""  # "mbpp" (split eval.split) or "humaneval"
+    c.eval.split = "test"
+    c.eval.n = 1  # samples per task; temperature 0 needs n = 1 (greedy pass@1)
+    c.eval.ks = (1,)
+    c.eval.temperature = 0.0
+    c.eval.refine_rounds = 0  # execution-feedback rounds after a failed first attempt
+    c.eval.limit = 0  # 0 = every task
+    c.eval.max_new_tokens = 256
 
     c.export = ml_collections.ConfigDict()  # --config.mode=export (hrm_jax.export.run)
     c.export.format = "hf"  # hf | gguf (HRM-Text) | torch (puzzle HRM: original names; HRM-Text: HF weights)
@@ -138,6 +147,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
              "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
     _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
              "code data trains a causal LM: set model.causal=True")
+    _require(config.eval.benchmark in ("", "mbpp", "humaneval"), "eval.benchmark",
+             f"{config.eval.benchmark!r} is not '', 'mbpp' or 'humaneval'")
+    _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")
     _require(config.model.hrm_text_init in ("authors", "transformers"), "model.hrm_text_init",
              f"{config.model.hrm_text_init!r} is not 'authors' or 'transformers'")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")

@@ -1,8 +1,9 @@
 """Entry point: `python -m hrm_jax.main --config=configs/X.py[:variant] --workdir=DIR [--config.a.b=v ...]`.
 
-The mode is a config field (`--config.mode=train|eval|export`; export writes `config.export`'s format). Multi-host:
-`--config.distributed.enabled=True` calls `jax.distributed.initialize` (auto-detected on SLURM and TPU pods; else coordinator address, process count and id
-from the config or the COORDINATOR_ADDRESS / NUM_PROCESSES / PROCESS_ID environment variables).
+The mode is a config field: `--config.mode=train|eval|export` (eval also runs `config.eval.benchmark` through the
+sandbox for code runs; export writes `config.export.format`). Multi-host: `--config.distributed.enabled=True`
+calls `jax.distributed.initialize` (auto-detected on SLURM and TPU pods; else coordinator address, process count
+and id from the config or the COORDINATOR_ADDRESS / NUM_PROCESSES / PROCESS_ID environment variables).
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ def main(argv):
         train.train_and_evaluate(config, _WORKDIR.value)
     elif config.mode == "eval":
         train.evaluate_checkpoint(config, _WORKDIR.value)
-    elif config.mode == "export":
+        if config.eval.benchmark:  # pass@k through the sandbox (evals/), after the loss / accuracy evaluation
+            from evals.benchmark import evaluate_benchmark  # noqa: PLC0415
+
+            e = config.eval
+            evaluate_benchmark(config, _WORKDIR.value, e.benchmark, split=e.split, n=e.n, ks=e.ks,
+                               temperature=e.temperature, refine_rounds=e.refine_rounds, limit=e.limit or None,
+                               max_new_tokens=e.max_new_tokens)
+    else:  # export (config.validate admits only the three modes)
         from hrm_jax.export import run as export_run  # noqa: PLC0415
 
         export_run.export_checkpoint(config, _WORKDIR.value)
-    else:
-        raise app.UsageError(f"config.mode={config.mode!r} is not available yet")
 
 
 if __name__ == "__main__":

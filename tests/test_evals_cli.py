@@ -70,3 +70,16 @@ def test_humaneval_cli_end_to_end(run_dir, tmp_path):
     out = tmp_path / "he"
     _cli("evals.humaneval", workdir, overrides, out)
     _check(out, ["HumanEval/0", "HumanEval/1", "HumanEval/2"])
+
+
+def test_main_eval_mode_runs_the_benchmark(run_dir):
+    workdir, overrides = run_dir
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    proc = subprocess.run([sys.executable, "-m", "hrm_jax.main", f"--workdir={workdir}", "--config=configs/mbpp.py:tiny",
+                           *overrides, "--config.mode=eval", "--config.eval.benchmark=mbpp", "--config.eval.limit=2",
+                           "--config.eval.max_new_tokens=8"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((workdir / "eval" / "mbpp_test" / "summary.json").read_text())
+    assert summary["num_tasks"] == 2 and "pass@1" in summary["pass_at_k"]
+    assert json.loads((workdir / "eval.json").read_text())["eval/tokens"] > 0  # the loss evaluation ran first
