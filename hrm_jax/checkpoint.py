@@ -34,7 +34,8 @@ def run_fingerprint(config: ml_collections.ConfigDict, family, data_meta: dict) 
     """What must match for a checkpoint to be resumed: the family and its resolved model config, the data spec
     (tokenizer fingerprint included), the global batch. JSON-normalised, as it is stored."""
     fingerprint = {"model_family": family.name, "model": dataclasses.asdict(family.model_config),
-                   "data": dict(data_meta), "global_batch_size": int(config.data.global_batch_size)}
+                   "data": dict(data_meta), "global_batch_size": int(config.data.global_batch_size),
+                   "ema": bool(config.optim.ema_decay)}
     return json.loads(json.dumps(fingerprint))
 
 
@@ -51,6 +52,13 @@ def _diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
 
 def abstract_with_shardings(abstract, shardings):
     return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+
+
+def _with_params(fresh, params, buffers, puzzle_emb=None):
+    """A fresh state carrying loaded parameters (and an EMA that starts from them, when the run keeps one)."""
+    ema = jax.tree.map(lambda p: p.copy(), params) if jax.tree.leaves(fresh.ema_params) else fresh.ema_params
+    return fresh.replace(params=params, buffers=buffers, ema_params=ema,
+                         puzzle_emb=fresh.puzzle_emb if puzzle_emb is None else puzzle_emb)
 
 
 class CheckpointManager:
@@ -128,8 +136,7 @@ class CheckpointManager:
         finally:
             source.close()
         logging.info("initialised parameters from %s (step %d)", path, step)
-        return fresh.replace(params=restored["params"], puzzle_emb=restored["puzzle_emb"],
-                             buffers=restored["buffers"])
+        return _with_params(fresh, restored["params"], restored["buffers"], restored["puzzle_emb"])
 
     def _init_from_hf(self, path: str, trainer, fresh):
         """A transformers HRM-Text folder: its config must be the run's model (shapes, cycles, vocabulary)."""
@@ -153,7 +160,7 @@ class CheckpointManager:
         params = jax.device_put(params, trainer.state_shardings.params)
         buffers = jax.device_put(buffers, trainer.state_shardings.buffers)
         logging.info("initialised parameters from the Hugging Face folder %s", path)
-        return fresh.replace(params=params, buffers=buffers)
+        return _with_params(fresh, params, buffers)
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -23,7 +23,7 @@ from flax import nnx, struct
 
 from hrm_jax import checkpoint as ckpt_lib
 from hrm_jax import data as data_lib
-from hrm_jax import families, metrics as metrics_lib, optim, parallel
+from hrm_jax import families, metrics as metrics_lib, optim, parallel, preemption
 from hrm_jax.model.hrm import PuzzleEmbedding
 
 
@@ -37,6 +37,7 @@ class TrainState:
     puzzle_opt_state: Any
     carry: Any  # the family's carry (HRM: ACTCarry; HRM-Text: {})
     rng: jax.Array  # uint32 key data; per-step keys are fold_in(rng, step)
+    ema_params: Any  # exponential moving average of `params` (optim.ema_decay > 0), else {}; evaluation uses it
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -91,9 +92,10 @@ class Trainer:
         _, params, table, buffers = nnx.split(model, nnx.Param, PuzzleEmbedding, ...)
         batch = {k: jnp.zeros(v.shape, v.dtype) for k, v in self.example_batch.items()}
         carry = self.family.initial_carry(model, self.family.model_batch(batch))
+        ema = jax.tree.map(jnp.copy, params) if self.config.optim.ema_decay else {}
         return TrainState(step=jnp.zeros([], jnp.int32), params=params, puzzle_emb=table, buffers=buffers,
                           opt_state=self.tx.init(params), puzzle_opt_state=self.puzzle_tx.init(table),
-                          carry=carry, rng=jax.random.key_data(jax.random.fold_in(rng, 1)))
+                          carry=carry, rng=jax.random.key_data(jax.random.fold_in(rng, 1)), ema_params=ema)
 
     def _shardings(self, abstract_state: TrainState, params, table, buffers):
         mesh, repl = self.mesh, parallel.replicated(self.mesh)
@@ -103,14 +105,18 @@ class Trainer:
             buffers=parallel.state_shardings(buffers, mesh),
             opt_state=_like_params(abstract_state.opt_state, abstract_state.params, param_sh, repl),
             puzzle_opt_state=jax.tree.map(lambda _: repl, abstract_state.puzzle_opt_state),
-            carry=parallel.shard_batch_tree(abstract_state.carry, mesh), rng=repl)
+            carry=parallel.shard_batch_tree(abstract_state.carry, mesh), rng=repl,
+            ema_params=param_sh if self.config.optim.ema_decay else {})
 
     def init_state(self) -> TrainState:
         with jax.set_mesh(self.mesh):
             return self.init_fn(jax.random.key_data(jax.random.key(self.config.seed)))
 
     def model(self, state: TrainState):
-        return nnx.merge(self.graphdef, state.params, state.puzzle_emb, state.buffers)
+        """The model for evaluation and export: EMA parameters when the run keeps them (as TRM evaluates and
+        saves its EMA model), else the trained ones."""
+        params = state.ema_params if self.config.optim.ema_decay else state.params
+        return nnx.merge(self.graphdef, params, state.puzzle_emb, state.buffers)
 
     # ----- steps --------------------------------------------------------------------------------------------------
     def _train_step(self, state: TrainState, batch):
@@ -136,8 +142,12 @@ class Trainer:
             table = optax.apply_updates(table, t_updates)
         m = dict(m, loss=loss, grad_norm=optax.global_norm(g_params), param_norm=optax.global_norm(params),
                  lr=self.schedule(state.step))
+        ema = state.ema_params
+        if self.config.optim.ema_decay:  # shadow = decay * shadow + (1 - decay) * params, after every step
+            decay = self.config.optim.ema_decay
+            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
         return state.replace(step=state.step + 1, params=params, puzzle_emb=table, opt_state=opt_state,
-                             puzzle_opt_state=puzzle_opt_state, carry=carry), m
+                             puzzle_opt_state=puzzle_opt_state, carry=carry, ema_params=ema), m
 
     def _eval_step(self, state: TrainState, batch):
         with nnx.logical_axis_rules(parallel.LOGICAL_AXIS_RULES):
@@ -221,29 +231,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         if step % config.train.log_every == 0 or step == total:
             writer.write_train(step, m, config.data.global_batch_size, progress.report(step))
 
-    try:
-        for step in range(start + 1, total + 1):
-            batch = put_batch(trainer, next(train_iter))
-            with jax.set_mesh(trainer.mesh):
-                state, m = trainer.train_step(state, batch)
+    with preemption.PreemptionSignal() as preempt:
+        try:
+            for step in range(start + 1, total + 1):
+                batch = put_batch(trainer, next(train_iter))
+                with jax.set_mesh(trainer.mesh):
+                    state, m = trainer.train_step(state, batch)
+                if pending is not None:
+                    flush(pending)
+                pending = (step, m)
+                if preempt.requested():
+                    flush(pending)
+                    manager.save(step, state, train_iter, force=True)
+                    logging.warning("SIGTERM: stopped after step %d of %d with a checkpoint; rerun the same "
+                                    "command to resume", step, total)
+                    return state
+                if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step != total:
+                    flush(pending)
+                    pending = None
+                    manager.save(step, state, train_iter)
+                if config.train.eval_every and step % config.train.eval_every == 0 and step != total:
+                    writer.write_scalars(step, _run_eval(config, trainer, state, workdir))
             if pending is not None:
                 flush(pending)
-            pending = (step, m)
-            if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step != total:
-                flush(pending)
-                pending = None
-                manager.save(step, state, train_iter)
-            if config.train.eval_every and step % config.train.eval_every == 0 and step != total:
-                writer.write_scalars(step, _run_eval(config, trainer, state, workdir))
-        if pending is not None:
-            flush(pending)
-        if start < total:
-            manager.save(total, state, train_iter, force=True)
-        writer.write_scalars(total, _run_eval(config, trainer, state, workdir))
-    finally:
-        manager.close()
-        writer.close()
-    return state
+            if start < total:
+                manager.save(total, state, train_iter, force=True)
+            writer.write_scalars(total, _run_eval(config, trainer, state, workdir))
+        finally:
+            manager.close()
+            writer.close()
+        return state
 
 
 def restore_trained(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, TrainState]:

@@ -243,3 +243,39 @@ def test_main_activations_are_constrained_by_logical_names():
     assert '[{"data", "fsdp"}, {}, {}]' in text
     assert '[{"data", "fsdp"}, {}, {"tensor"}, {}]' in text
     assert '[{"data", "fsdp"}, {}, {"tensor"}]' in text
+
+
+def test_parameter_ema_follows_its_formula_and_is_what_evaluation_uses():
+    config = tiny_config(**{"optim.ema_decay": 0.9})
+    mesh = parallel.make_mesh((1, 1, 1), jax.devices()[:1])
+    trainer = _trainer(config, mesh)
+    ds, _ = data_lib.build(config, "train")
+    it = iter(ds)
+    state = trainer.init_state()
+    expected = jax.device_get(state.params)
+    for _ in range(3):
+        with jax.set_mesh(mesh):
+            state, _ = trainer.train_step(state, train.put_batch(trainer, next(it)))
+        expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, expected, jax.device_get(state.params))
+    for a, b in zip(jax.tree.leaves(jax.device_get(state.ema_params)), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    eval_kernel = trainer.model(state).lm_head.kernel[...]
+    np.testing.assert_array_equal(eval_kernel, state.ema_params["lm_head"]["kernel"][...])
+    assert not np.array_equal(eval_kernel, state.params["lm_head"]["kernel"][...])
+
+
+def test_sigterm_saves_a_checkpoint_and_a_rerun_resumes_there(tmp_path):
+    proc = _main(tmp_path, "--config.train.steps=100000", "--config.train.checkpoint_every=0", wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (tmp_path / "metrics.jsonl").exists() and (tmp_path / "metrics.jsonl").read_text().count("train/loss") >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    assert "SIGTERM: stopped after step" in out
+    saved = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
+    assert len(saved) == 1 and 3 <= saved[0] < 100000
+    rc, out = _main(tmp_path, f"--config.train.steps={saved[0] + 2}")
+    assert rc == 0 and f"resumed from {tmp_path / 'checkpoints'}/{saved[0]}" in out
