@@ -7,7 +7,6 @@ hrm_jax.generate as `complete`, run the evaluator (and refinement when --refine_
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from absl import app, flags

@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
+from clu import metrics as clu_metrics
 from flax import nnx, struct
 
 from hrm_jax import checkpoint as ckpt_lib
@@ -159,30 +160,38 @@ def put_batch(trainer: Trainer, local_batch: dict[str, np.ndarray]) -> dict[str,
                                             trainer.mesh)
 
 
+def _as_averages(m: dict[str, np.ndarray]) -> dict[str, clu_metrics.Average]:
+    """One eval batch's metric sums as clu Averages: per-sequence metrics over `count` (the original's eval/*
+    numbers), token metrics over `tokens`."""
+    out = {}
+    for k, v in m.items():
+        if k == "correct_tokens":
+            out["token_accuracy"] = clu_metrics.Average(total=v, count=m["tokens"])
+        elif k == "loss_sum":
+            out["loss"] = clu_metrics.Average(total=v, count=m["tokens"])
+        elif k not in ("count", "tokens"):
+            out[k] = clu_metrics.Average(total=v, count=m["count"])
+    return out
+
+
 def evaluate(trainer: Trainer, state: TrainState, test_iter, max_batches: int = 0) -> dict[str, float]:
-    """Sums the family's eval metrics over the test split; per-sequence ones are divided by `count` (the
-    original's eval/* numbers), token ones by `tokens`."""
-    totals: dict[str, float] = {}
+    """The family's eval metrics over the test split (the first `max_batches` batches when > 0), merged across
+    batches as clu.metrics Averages."""
+    averages: dict[str, clu_metrics.Average] = {}
+    counts = {"count": 0.0, "tokens": 0.0}
     for i, batch in enumerate(test_iter):
         if max_batches and i >= max_batches:
             break
         with jax.set_mesh(trainer.mesh):
             m = jax.device_get(trainer.eval_step(state, put_batch(trainer, batch)))
-        for k, v in m.items():
-            totals[k] = totals.get(k, 0.0) + float(v)
-    out = {}
-    count, tokens = max(totals.get("count", 0.0), 1.0), max(totals.get("tokens", 0.0), 1.0)
-    for k, v in totals.items():
-        if k in ("count", "tokens"):
-            out[f"eval/{k}"] = v
-        elif k == "correct_tokens":
-            out["eval/token_accuracy"] = v / tokens
-        elif k == "loss_sum":
-            out["eval/loss"] = v / tokens
-            out["eval/perplexity"] = float(np.exp(min(v / tokens, 50.0)))
-        else:
-            out[f"eval/{k}"] = v / count
-    return out
+        for k, avg in _as_averages(m).items():
+            averages[k] = averages[k].merge(avg) if k in averages else avg
+        for k in counts:
+            counts[k] += float(m.get(k, 0.0))
+    out = {f"eval/{k}": float(avg.compute()) for k, avg in averages.items()}
+    if "eval/loss" in out:
+        out["eval/perplexity"] = float(np.exp(min(out["eval/loss"], 50.0)))
+    return out | {f"eval/{k}": v for k, v in counts.items() if v}
 
 
 @dataclasses.dataclass

@@ -11,11 +11,9 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hrm_jax import checkpoint as ckpt_lib
 from hrm_jax import config as config_lib
 from hrm_jax import data as data_lib
 from hrm_jax import families, parallel, train
