@@ -46,3 +46,33 @@ def test_llama_cpp_f32_logits_and_greedy_tokens_match_jax(tmp_path):
     _, cpp_tokens = cpu_generate.generate(llm, prompt, 8)
     g = gen.generate(model, np.asarray([ids]), gen.SamplingConfig(max_new_tokens=8, stop_tokens=(tok.eos_id,)))
     assert cpp_tokens == np.asarray(g.tokens_BN)[0, :int(g.num_tokens_B[0])].tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_LLAMA, reason="needs llama-cpp-python with hrm_text")
+def test_k_quant_through_llama_cpp_validates_and_tracks_f32(tmp_path):
+    from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer
+    from test_export_gguf import tiny_model
+
+    tok = session_tokenizer()
+    model = tiny_model(tok)
+    f32 = gguf_writer.write_gguf(model, tok, tmp_path / "m.gguf", "f32", prefix_lm=False)
+    q = gguf_kquants.quantize(f32, tmp_path / "m-q4_k_m.gguf", "q4_k_m")
+    summary = gguf_validate.validate_gguf(q)
+    assert summary.architecture == "hrm_text" and q.stat().st_size < f32.stat().st_size
+    prompt = "<PROMPT>add two numbers<CODE>def add(a, b):\n"
+    logits = []
+    for path in (f32, q):
+        llm = cpu_generate.load_llama(str(path), n_ctx=128)
+        llm.reset()
+        ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        llm.eval(ids)
+        logits.append(np.asarray(llm.scores[:len(ids)]))
+    assert np.corrcoef(logits[0].ravel(), logits[1].ravel())[0, 1] > 0.9
+
+
+def test_k_quant_names_are_checked():
+    from hrm_jax.export import gguf_kquants
+
+    with pytest.raises(ValueError, match="q4_k_m"):
+        gguf_kquants.quantize("a.gguf", "b.gguf", "q4_k_x")

@@ -19,7 +19,7 @@ import ml_collections
 from absl import logging
 
 from hrm_jax import data as data_lib, hf, train
-from hrm_jax.export import gguf_validate, gguf_writer, hf_folder, torch_hrm
+from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm
 
 FORMATS = {"hf": ("hrm_text",), "gguf": ("hrm_text",), "torch": ("hrm", "hrm_text")}
 
@@ -36,8 +36,9 @@ def check_format(fmt: str, family: str, quant: str) -> None:
                 "hrm_text": "use export.format=hf, gguf or torch"}[family]
         raise ExportError(f"config.export.format={fmt!r} does not fit model.family={family!r} "
                           f"(it takes {', '.join(FORMATS[fmt])}); {hint}")
-    if fmt == "gguf" and quant.lower() not in gguf_writer.QUANTS:
-        raise ExportError(f"config.export.quant={quant!r} is not one of {sorted(gguf_writer.QUANTS)}")
+    known = (*gguf_writer.QUANTS, *gguf_kquants.K_QUANTS)
+    if fmt == "gguf" and quant.lower() not in known:
+        raise ExportError(f"config.export.quant={quant!r} is not one of {sorted(known)}")
 
 
 def output_path(config: ml_collections.ConfigDict, workdir: str) -> Path:
@@ -67,7 +68,12 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> Path:
         if fmt == "hf":
             hf_folder.export_hf_folder(model, tokenizer, out)
         else:
-            gguf_writer.write_gguf(model, tokenizer, out, quant)
+            if quant.lower() in gguf_kquants.K_QUANTS:  # llama.cpp's quantizer, from an F32 file
+                f32 = gguf_writer.write_gguf(model, tokenizer, out.with_suffix(".f32.gguf"), "f32")
+                gguf_kquants.quantize(f32, out, quant)
+                f32.unlink()
+            else:
+                gguf_writer.write_gguf(model, tokenizer, out, quant)
             summary = gguf_validate.validate_gguf(out)
             logging.info("GGUF %s: %d tensors %s", out, summary.tensor_count, summary.tensor_types)
     logging.info("export: step %d of %s -> %s (%s)", int(jax.device_get(state.step)), workdir, out, fmt)
