@@ -209,3 +209,36 @@ def test_train_steps_match_original(name, loss_type):
     assert worst["loss"] <= 1e-5, worst
     assert worst["grad"] <= 1e-4, worst
     assert worst["params"] <= 1e-5, worst
+
+
+def test_exported_safetensors_load_into_the_original_class_with_equal_logits(tmp_path):
+    """hrm_jax.export.torch_hrm: the file loads strictly into ACTLossHead(HierarchicalReasoningModel_ACTV1(config))
+    built from the exported config.json, and gives our logits."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from hrm_jax.export import torch_hrm
+
+    hrm_act_v1, orig_losses, _ = _import_original()
+    cfg = HRMConfig(vocab_size=V, seq_len=S, puzzle_emb_ndim=64, num_puzzle_identifiers=N_IDS, H_layers=2,
+                    L_layers=2, hidden_size=64, num_heads=4, halt_max_steps=4, forward_dtype="float32")
+    model = HRM(cfg, rngs=nnx.Rngs(3))
+    model.puzzle_emb[...] = jax.random.normal(jax.random.key(4), model.puzzle_emb[...].shape)
+    folder = torch_hrm.export_torch_hrm(model, tmp_path / "export", batch_size=B)
+    original = orig_losses.ACTLossHead(
+        hrm_act_v1.HierarchicalReasoningModel_ACTV1(json.loads((folder / "config.json").read_text())),
+        "stablemax_cross_entropy")
+    missing, unexpected = original.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+    assert not unexpected and all("rotary_emb" in k for k in missing), (missing, unexpected)
+    original.eval()
+    rng = np.random.default_rng(1)
+    inputs, ids = rng.integers(0, V, (B, S)), rng.integers(0, N_IDS, (B,))
+    tb = {"inputs": torch.tensor(inputs).int(), "labels": torch.tensor(inputs).int(),
+          "puzzle_identifiers": torch.tensor(ids).int()}
+    with torch.no_grad():
+        carry = original.initial_carry(tb)
+        _, _, _, outputs, _ = original(return_keys=["logits"], carry=carry, batch=tb)
+    jb = {k: jnp.asarray(v.numpy()) for k, v in tb.items()}
+    _, ours = act.act_step(model, act.initial_carry(model, jb), jb, training=False)
+    np.testing.assert_allclose(np.asarray(ours["logits"]), outputs["logits"].numpy(), atol=1e-4)
