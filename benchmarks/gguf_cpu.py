@@ -59,7 +59,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["code-30m", "code-100m"])
     p.add_argument("--quants", nargs="+", default=["f32", "f16", "q8_0", "q4_0"])
-    p.add_argument("--tokenizer", required=True, help="a SentencePiece .model (its vocabulary sizes the model)")
+    p.add_argument("--tokenizer", default="", help="a SentencePiece .model (its vocabulary sizes the model)")
+    p.add_argument("--run", default="", help="also a trained run: its workdir (tokenizer and checkpoint from it)")
+    p.add_argument("--run_config", default="configs/mbpp.py:tiny", help="the trained run's config file")
     args = p.parse_args(argv)
 
     import jax.numpy as jnp
@@ -72,23 +74,35 @@ def main(argv=None) -> None:
 
     import llama_cpp  # noqa: F401  (fail early with the real error)
 
-    tok = SentencePieceTokenizer.load(args.tokenizer)
+    models = []  # (name, model, tokenizer)
+    if args.run:
+        from hrm_jax import data as data_lib, train
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from train_throughput import load_config
+
+        run_config = load_config(args.run_config)
+        run, state = train.restore_trained(run_config, args.run)
+        run_tok = SentencePieceTokenizer.load(data_lib.tokenizer_path(run_config, args.run))
+        models.append((f"trained {run_config.model.hrm_text_preset}:tiny", run.trainer.model(state), run_tok))
+    if args.tokenizer:
+        tok = SentencePieceTokenizer.load(args.tokenizer)
+        for name in args.presets:
+            config = preset(name).replace(vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, bos_token_id=tok.bos_id,
+                                          eos_token_id=tok.eos_id)
+            models.append((name, HrmText(config, init="authors", rngs=nnx.Rngs(0)), tok))
     task = load_mbpp("test")[0]
     prompt = f"<PROMPT>{task['text']}<TESTS>{chr(10).join(task['test_list'])}<CODE>"
-    ids = tok.encode(prompt)
-    print(f"MBPP task {task['task_id']}: prompt {len(ids)} tokens, 128 new tokens; llama.cpp 2 threads; "
-          f"load average {os.getloadavg()[0]:.1f}")
-    header = f"{'preset':<10} {'quant':<6} {'file MB':>8} {'decode tok/s':>12} {'problem s':>10} {'RSS MB':>8} " \
+    print(f"MBPP task {task['task_id']}: 128 new tokens; llama.cpp 2 threads; load average {os.getloadavg()[0]:.1f}")
+    header = f"{'model':<20} {'quant':<6} {'file MB':>8} {'decode tok/s':>12} {'problem s':>10} {'RSS MB':>8} " \
              f"{'top-1':>6} {'KL':>9}"
     print(header)
-    for name in args.presets:
-        config = preset(name).replace(vocab_size=tok.vocab_size, pad_token_id=tok.pad_id, bos_token_id=tok.bos_id,
-                                      eos_token_id=tok.eos_id)
-        model = HrmText(config, init="authors", rngs=nnx.Rngs(0))
+    for name, model, tok in models:
+        config = model.config
+        ids = tok.encode(prompt)
         reference = np.asarray(model(jnp.asarray([ids]))[0], np.float64)
         with tempfile.TemporaryDirectory() as tmp:
             for quant in args.quants:
-                path = pathlib.Path(tmp) / f"{name}-{quant}.gguf"
+                path = pathlib.Path(tmp) / f"{name.replace(' ', '_').replace(':', '_')}-{quant}.gguf"
                 if quant in gguf_kquants.K_QUANTS:  # llama.cpp's own quantizer, from an F32 file
                     f32 = gguf_writer.write_gguf(model, tok, path.with_suffix(".f32.gguf"), "f32", prefix_lm=False)
                     gguf_kquants.quantize(f32, path, quant)
@@ -104,7 +118,7 @@ def main(argv=None) -> None:
                 top1 = float(np.mean(cpp.argmax(-1) == reference.argmax(-1)))
                 pr, pc = softmax(reference), softmax(cpp)
                 kl = float(np.mean(np.sum(pr * (np.log(pr + 1e-30) - np.log(pc + 1e-30)), -1)))
-                print(f"{name:<10} {quant:<6} {path.stat().st_size / 2**20:>8.1f} {r['new'] / r['decode_s']:>12.1f} "
+                print(f"{name:<20} {quant:<6} {path.stat().st_size / 2**20:>8.1f} {r['new'] / r['decode_s']:>12.1f} "
                       f"{r['total_s']:>10.2f} {r['rss_mb']:>8.0f} {top1:>6.3f} {kl:>9.2e}", flush=True)
         print(f"  ({name}: {num_params(config):,} parameters)")
 
