@@ -161,7 +161,8 @@ def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_coun
             "--seed", str(config.seed)]
     if d.generate == "sudoku":
         from input_pipeline.puzzles import sudoku as generator  # noqa: PLC0415
-        args += ["--num-aug", str(d.generate_num_aug), "--min-guesses", str(d.generate_min_guesses)]
+        args += ["--num-aug", str(d.generate_num_aug), "--min-rating", str(d.generate_min_rating),
+                 "--per-grid", str(d.generate_per_grid)]
     elif d.generate == "maze":
         from input_pipeline.puzzles import maze as generator  # noqa: PLC0415
         args += ["--size", str(d.generate_maze_size), "--min-path-length", str(d.generate_min_path_length)]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from input_pipeline.puzzles import csv_format, hrm_format, sudoku_symmetry
-from input_pipeline.puzzles.sudoku_generator import GeneratedPuzzle, hard_puzzle
+from input_pipeline.puzzles.sudoku_generator import GeneratedPuzzle, hard_puzzles
 from input_pipeline.puzzles.sudoku_solver import board_to_string
 
 CSV_SOURCE = "hrm-jax-generated"
@@ -38,25 +38,28 @@ def task_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint64)[0])
 
 
-def generate_one(seed: int, index: int, min_guesses: int) -> CanonicalPuzzle:
-    """Puzzle ``index`` of the run: deterministic in (seed, index, min_guesses)."""
-    puzzle = hard_puzzle(random.Random(task_seed(seed, index)), min_guesses)
-    return CanonicalPuzzle(puzzle, sudoku_symmetry.canonical_form(puzzle.puzzle))
+def generate_one(seed: int, index: int, min_rating: float, per_grid: int = 1) -> list[CanonicalPuzzle]:
+    """The puzzles of task ``index`` (one solution grid): deterministic in its arguments."""
+    puzzles = hard_puzzles(random.Random(task_seed(seed, index)), min_rating, per_grid)
+    return [CanonicalPuzzle(p, sudoku_symmetry.canonical_form(p.puzzle)) for p in puzzles]
 
 
-def _generate_task(args) -> CanonicalPuzzle:
+def _generate_task(args) -> list[CanonicalPuzzle]:
     return generate_one(*args)
 
 
-def generate_puzzles(indices, min_guesses: int, seed: int, workers: int = 1, on_result=None):
-    """Generates the puzzles with the given indices, in index order (whatever ``workers``);
-    calls ``on_result(puzzle)`` as each one arrives."""
-    tasks = [(seed, i, min_guesses) for i in indices]
+def generate_puzzles(indices, min_rating: float, seed: int, workers: int = 1, on_result=None,
+                     per_grid: int = 1) -> list[list[CanonicalPuzzle]]:
+    """The puzzles of the given tasks, one list per task in index order (whatever
+    ``workers``); calls ``on_result(puzzles)`` as each task's list arrives."""
+    tasks = [(seed, i, min_rating, per_grid) for i in indices]
     results = []
     if workers <= 1:
         iterator = map(_generate_task, tasks)
         pool = None
     else:
+        # compile (or load) the kernels once here, so workers load them from numba's cache
+        hard_puzzles(random.Random(0), 0.0)
         pool = multiprocessing.get_context("spawn").Pool(workers)
         iterator = pool.imap(_generate_task, tasks, chunksize=1)
     try:
@@ -72,24 +75,48 @@ def generate_puzzles(indices, min_guesses: int, seed: int, workers: int = 1, on_
 
 
 def generate_train_test(
-    num_train: int, num_test: int, min_guesses: int, seed: int, workers: int = 1, on_result=None
+    num_train: int, num_test: int, min_rating: float, seed: int, workers: int = 1, on_progress=None,
+    per_grid: int = 1,
 ) -> tuple[list[CanonicalPuzzle], list[CanonicalPuzzle]]:
     """``num_train`` + ``num_test`` puzzles whose canonical forms are all distinct (so no test
-    puzzle is a symmetric variant of a train puzzle); train takes the lowest indices."""
-    wanted = num_train + num_test
+    puzzle is a symmetric variant of a train puzzle). Train takes the lowest task indices;
+    each grid's puzzles go to one split only (the rest of the grid that fills train is
+    dropped), so the splits share no solution grid. ``on_progress(n)`` hears of ``n`` more
+    puzzles as tasks finish."""
     seen: set[str] = set()
-    kept: list[CanonicalPuzzle] = []
+    splits: list[list[CanonicalPuzzle]] = [[], []]
+    delivered = [0, 0]  # puzzles generated, and reported to ``on_progress`` (capped at the total)
+
+    def progress(task):
+        delivered[0] += len(task)
+        now = min(delivered[0], num_train + num_test)
+        if on_progress is not None and now > delivered[1]:
+            on_progress(now - delivered[1])
+        delivered[1] = now
+
+    wanted = [num_train, num_test]
     next_index = 0
-    while len(kept) < wanted:
-        count = wanted - len(kept)
-        batch = generate_puzzles(range(next_index, next_index + count), min_guesses, seed,
-                                 workers, on_result)
+    split = 0
+    while split < 2:
+        if len(splits[split]) >= wanted[split]:
+            split += 1
+            continue
+        missing = wanted[split] - len(splits[split])
+        count = -(-missing // per_grid)  # tasks that can fill the gap
+        if split == 0:  # enough tasks for test too, so parallel workers stay busy
+            count += -(-num_test // per_grid)
+        batch = generate_puzzles(range(next_index, next_index + count), min_rating, seed,
+                                 workers, progress, per_grid)
         next_index += count
-        for item in batch:
-            if item.canonical not in seen:
-                seen.add(item.canonical)
-                kept.append(item)
-    return kept[:num_train], kept[num_train:wanted]
+        for task in batch:
+            while split < 2 and len(splits[split]) >= wanted[split]:
+                split += 1
+            if split == 2:
+                break
+            fresh = [item for item in task if item.canonical not in seen]
+            seen.update(item.canonical for item in fresh)
+            splits[split].extend(fresh[:wanted[split] - len(splits[split])])
+    return splits[0], splits[1]
 
 
 def sudoku_metadata(total_groups: int) -> hrm_format.PuzzleDatasetMetadata:
@@ -137,11 +164,11 @@ def sudoku_arrays(puzzles, solutions, num_aug: int, rng: np.random.Generator) ->
 
 
 def csv_rows(items: list[CanonicalPuzzle]):
-    """HF-style CSV rows (blanks '.', rating = guess count)."""
+    """HF-style CSV rows (blanks '.', rating = the rating rounded to an integer guess count)."""
     for item in items:
         g = item.generated
         yield csv_format.PuzzleRow(CSV_SOURCE, board_to_string(g.puzzle, "."),
-                                   board_to_string(g.solution), g.guesses)
+                                   board_to_string(g.solution), round(g.rating))
 
 
 def write_sudoku_dataset(out: str, train: list[CanonicalPuzzle], test: list[CanonicalPuzzle],

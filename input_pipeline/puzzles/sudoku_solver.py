@@ -1,50 +1,29 @@
-"""Bitmask Sudoku solver: singles propagation plus depth-first search.
+"""Sudoku solving and difficulty: the Python face of the compiled kernels in ``sudoku_kernels``.
 
 A board is a sequence of 81 ints in row-major order, 0 for a blank and 1-9 for a digit.
-Internally each cell holds a 9-bit candidate mask (bit d-1 set when digit d is possible).
 
-Propagation applies naked singles (a cell with one candidate) and hidden singles (a digit
-with one place in a row, column or box) to a fixpoint. Search branches on the unsolved
-cell with the fewest candidates (first such cell on ties). The difficulty measure,
-``guesses``, is the number of branch points in the complete search that proves
-uniqueness: it is tdoku's backtrack count in spirit, with singles-only propagation, so it
-reads higher than tdoku's for the same puzzle.
+Difficulty follows the HRM paper: the number of guesses tdoku's search needs. ``guesses``
+is that count for one board in its given cell and digit order; ``rating`` averages it over
+random symmetric variants, which is what a difficulty filter should use (a single count
+swings with the order). On the puzzles this project generates the rating tracks real
+tdoku's (checked with ``benchmarks/sudoku_generation.py --tdoku-lib``).
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
-ALL_DIGITS = 0x1FF
+import numpy as np
 
-UNITS: tuple[tuple[int, ...], ...] = tuple(
-    [tuple(r * 9 + c for c in range(9)) for r in range(9)]
-    + [tuple(r * 9 + c for r in range(9)) for c in range(9)]
-    + [
-        tuple((br * 3 + r) * 9 + bc * 3 + c for r in range(3) for c in range(3))
-        for br in range(3)
-        for bc in range(3)
-    ]
-)
-PEERS: tuple[tuple[int, ...], ...] = tuple(
-    tuple(sorted({p for u in UNITS if cell in u for p in u} - {cell})) for cell in range(81)
-)
-ALL_UNITS = (1 << 27) - 1
-_CELL_UNITS_MASK = tuple(
-    sum(1 << u for u, unit in enumerate(UNITS) if cell in unit) for cell in range(81)
-)
-_CELL_UNIT_INDICES = tuple(
-    tuple(u for u, unit in enumerate(UNITS) if cell in unit) for cell in range(81)
-)
-_UNIT_GETTERS = tuple(operator.itemgetter(*unit) for unit in UNITS)
-_POPCOUNT = tuple(bin(m).count("1") for m in range(512))
-_BIT_DIGIT = {1 << (d - 1): d for d in range(1, 10)}
+from input_pipeline.puzzles import sudoku_kernels as kernels
+
+UNITS: tuple[tuple[int, ...], ...] = tuple(tuple(int(c) for c in u) for u in kernels.UNITS)
+PEERS: tuple[tuple[int, ...], ...] = tuple(tuple(int(c) for c in p) for p in kernels.PEERS)
 
 
 @dataclass
 class SearchResult:
-    """Outcome of a search: solutions found (up to the limit) and branch points visited."""
+    """Outcome of a search: solutions found (up to the limit) and the guesses made."""
 
     solutions: list[list[int]]
     guesses: int
@@ -67,147 +46,28 @@ def board_to_string(board, blank: str = ".") -> str:
     return "".join(str(int(v)) if v else blank for v in board)
 
 
-def _propagate(cand: list[int], queue: list[int], dirty: int = ALL_UNITS) -> bool:
-    """Applies naked and hidden singles in place; False on a contradiction.
-
-    ``queue`` holds cells that became single and whose digit must leave their peers;
-    ``dirty`` is a bitmask of the units whose cells changed since they were last scanned
-    for hidden singles (a unit whose cells did not change cannot yield a new one).
-    """
-    peers = PEERS
-    cell_units = _CELL_UNITS_MASK
-    getters = _UNIT_GETTERS
-    units = UNITS
-    while True:
-        while queue:
-            cell = queue.pop()
-            bit = cand[cell]
-            for p in peers[cell]:
-                pm = cand[p]
-                if pm & bit:
-                    pm ^= bit
-                    if not pm:
-                        return False
-                    cand[p] = pm
-                    dirty |= cell_units[p]
-                    if not pm & (pm - 1):
-                        queue.append(p)
-        if not dirty:
-            return True
-        pending, dirty = dirty, 0
-        while pending:
-            low = pending & -pending
-            pending ^= low
-            u = low.bit_length() - 1
-            values = getters[u](cand)
-            once = twice = 0
-            for m in values:
-                twice |= once & m
-                once |= m
-            if once != ALL_DIGITS:
-                return False
-            only = once & ~twice
-            if only:
-                i = 0
-                for m in values:
-                    h = m & only
-                    if h and h != m:
-                        if h & (h - 1):
-                            return False
-                        c = units[u][i]
-                        cand[c] = h
-                        queue.append(c)
-                        dirty |= cell_units[c]
-                    i += 1
-        if not queue and not dirty:
-            return True
+def _as_board(board) -> np.ndarray:
+    arr = np.asarray(board, dtype=np.int64).reshape(-1)
+    if arr.shape != (81,) or arr.min() < 0 or arr.max() > 9:
+        raise ValueError("a Sudoku board is 81 cells holding 0-9")
+    return arr
 
 
-def _initial_candidates(board, excluded: tuple[int, int] | None = None) -> list[int] | None:
-    """Candidate masks after propagating the givens; None when they contradict."""
-    seen = [0] * 27
-    cell_units = _CELL_UNIT_INDICES
-    for i, v in enumerate(board):
-        if v:
-            bit = 1 << (v - 1)
-            for u in cell_units[i]:
-                if seen[u] & bit:
-                    return None
-                seen[u] |= bit
-    cand = []
-    queue = []
-    for i, v in enumerate(board):
-        if v:
-            cand.append(1 << (v - 1))
-        else:
-            a, b, c = cell_units[i]
-            m = ALL_DIGITS & ~(seen[a] | seen[b] | seen[c])
-            if not m:
-                return None
-            if not m & (m - 1):
-                queue.append(i)
-            cand.append(m)
+def solve(board, limit: int = 2, excluded: tuple[int, int] | None = None) -> SearchResult:
+    """Searches ``board`` for up to ``limit`` solutions; ``excluded=(cell, digit)`` forbids
+    one digit in one cell."""
+    cand = kernels.candidates(_as_board(board))
     if excluded is not None:
         cell, digit = excluded
-        m = cand[cell] & ~(1 << (digit - 1))
-        if not m:
-            return None
-        if not m & (m - 1):
-            queue.append(cell)
-        cand[cell] = m
-    return cand if _propagate(cand, queue) else None
-
-
-def _search(cand: list[int], limit: int, solutions: list, order, counter: list[int]) -> None:
-    """Depth-first search from propagated ``cand``; appends solutions up to ``limit``."""
-    pop = _POPCOUNT
-    cell_units = _CELL_UNITS_MASK
-    best, best_n = -1, 10
-    for i in range(81):
-        n = pop[cand[i]]
-        if 1 < n < best_n:
-            best, best_n = i, n
-            if n == 2:
-                break
-    if best < 0:
-        solutions.append([_BIT_DIGIT[m] for m in cand])
-        return
-    counter[0] += 1
-    m = cand[best]
-    bits = []
-    while m:
-        b = m & -m
-        bits.append(b)
-        m ^= b
-    if order is not None:
-        order(bits)
-    for b in bits:
-        child = cand[:]
-        child[best] = b
-        if _propagate(child, [best], cell_units[best]):
-            _search(child, limit, solutions, order, counter)
-            if len(solutions) >= limit:
-                return
-
-
-def solve(board, limit: int = 2, shuffle=None, excluded: tuple[int, int] | None = None) -> SearchResult:
-    """Searches ``board`` for up to ``limit`` solutions.
-
-    ``shuffle`` (e.g. ``random.Random(0).shuffle``) randomises the value order;
-    ``excluded=(cell, digit)`` forbids one digit in one cell.
-    """
-    cand = _initial_candidates(board, excluded)
-    if cand is None:
-        return SearchResult([], 0)
-    solutions: list[list[int]] = []
-    counter = [0]
-    _search(cand, limit, solutions, shuffle, counter)
-    return SearchResult(solutions, counter[0])
+        cand[cell] &= ~(1 << (digit - 1))
+    out = np.zeros((max(limit, 1), 81), np.int64)
+    found, guesses = kernels.search(cand, limit, False, out)
+    return SearchResult([list(map(int, row)) for row in out[:found]], int(guesses))
 
 
 def count_solutions(board, limit: int = 2) -> int:
     """Number of solutions, counted up to ``limit``."""
-    return solve(board, limit).num_solutions
+    return int(kernels.count_solutions(_as_board(board), limit))
 
 
 def has_unique_solution(board) -> bool:
@@ -216,8 +76,13 @@ def has_unique_solution(board) -> bool:
 
 
 def guesses(board) -> int:
-    """Difficulty: branch points of the complete search (requires a puzzle with a solution)."""
-    return solve(board, 2).guesses
+    """Guesses tdoku-style search makes to reach a first solution, in the board's own order."""
+    return int(kernels.first_solution_guesses(_as_board(board)))
+
+
+def rating(board, variants: int = 32, seed: int = 0) -> float:
+    """Difficulty: mean ``guesses`` over ``variants`` random symmetric variants of ``board``."""
+    return float(kernels.rate(_as_board(board), variants, seed))
 
 
 def is_valid_solution(grid) -> bool:
