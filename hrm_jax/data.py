@@ -85,13 +85,14 @@ def tokenizer_path(config: ml_collections.ConfigDict, workdir: str) -> str:
     return config.data.tokenizer or os.path.join(workdir, "tokenizer", "code.model")
 
 
-def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_count: int):
-    """The run's tokenizer; trained on the standard library into the workdir when none is given or built yet."""
+def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_count: int, prepare: bool = True):
+    """The run's tokenizer; trained on the standard library into the workdir when none is given or built yet
+    (and `prepare`)."""
     from input_pipeline import tokenizer as tok_lib, train_tokenizer  # noqa: PLC0415
 
     path = tokenizer_path(config, workdir)
     if not os.path.exists(path):
-        if config.data.tokenizer or process_count > 1:
+        if config.data.tokenizer or process_count > 1 or not prepare:
             raise FileNotFoundError(f"config.data.tokenizer: {path} does not exist; build one with "
                                     "`python -m input_pipeline.train_tokenizer` (multi-host runs need it beforehand)")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -103,17 +104,19 @@ def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_co
         args = [arg for f in files for arg in ("--input_glob", f)]
         train_tokenizer.main([*args, "--vocab_size", str(config.data.tokenizer_vocab_size),
                               "--out", path[: -len(".model")]])
-    return tok_lib.SentencePieceTokenizer.load(path)
+    return tok_lib.load_tokenizer(path)
 
 
-def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, process_count: int) -> str:
-    """The embedded Python corpus folder; built into the workdir when `data.path` is empty and none is there."""
+def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, process_count: int,
+                  prepare: bool = True) -> str:
+    """The embedded Python corpus folder; built into the workdir when `data.path` is empty, none is there, and
+    `prepare`."""
     from input_pipeline import build_corpus  # noqa: PLC0415
 
     path = config.data.path or os.path.join(workdir, "python_corpus")
     if os.path.exists(os.path.join(path, "manifest.json")):
         return path
-    if config.data.path or process_count > 1:
+    if config.data.path or process_count > 1 or not prepare:
         raise FileNotFoundError(f"config.data.path: no corpus at {path}; build it with "
                                 "`python -m input_pipeline.build_corpus --out DIR`")
     args = ["--out", path, "--tokenizer", tokenizer_path(config, workdir)]
@@ -127,17 +130,19 @@ def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, pr
     return path
 
 
-def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str):
+def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str,
+          prepare: bool = True, tokenizer=None):
     from input_pipeline import lm_pipeline  # noqa: PLC0415
 
     d = config.data
-    tokenizer = ensure_tokenizer(config, workdir, process_count)
+    tokenizer = tokenizer or ensure_tokenizer(config, workdir, process_count, prepare)
     local = _local_batch_size(d.global_batch_size, process_count)
     common = dict(seq_len=d.seq_len, batch_size=local, seed=config.seed, training=split == "train",
                   process_index=process_index, process_count=process_count, packing=d.packing,
                   num_workers=d.num_workers)
     if d.kind == "python_corpus":
-        ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count), tokenizer, **common)
+        ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count, prepare), tokenizer,
+                                        **common)
     else:
         ds = lm_pipeline.mbpp_batches(tokenizer, data_dir=d.data_dir or None, **common)
     spec = DataSpec(vocab_size=tokenizer.vocab_size, seq_len=d.seq_len, pad_token_id=tokenizer.pad_id,
@@ -146,15 +151,16 @@ def _code(config: ml_collections.ConfigDict, split: str, process_index: int, pro
     return ds, spec
 
 
-def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_count: int) -> str:
-    """The puzzle dataset folder: `data.path`, or one generated into the workdir (`data.generate`)."""
+def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_count: int, prepare: bool = True) -> str:
+    """The puzzle dataset folder: `data.path`, or one generated into the workdir (`data.generate`, when
+    `prepare`)."""
     d = config.data
     if not d.generate:
         return d.path
     path = d.path or os.path.join(workdir, f"{d.generate}_data")
     if os.path.exists(os.path.join(path, "test", "dataset.json")):
         return path
-    if process_count > 1:
+    if process_count > 1 or not prepare:
         raise FileNotFoundError(f"config.data.path: no dataset at {path}; generate it beforehand with "
                                 f"`python -m input_pipeline.puzzles.{d.generate} --out {path}`")
     args = ["--out", path, "--num-train", str(d.generate_num_train), "--num-test", str(d.generate_num_test),
@@ -174,11 +180,12 @@ def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_coun
     return path
 
 
-def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str):
+def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str,
+            prepare: bool = True):
     from input_pipeline import puzzle_pipeline  # noqa: PLC0415
     from input_pipeline.puzzles import hrm_format  # noqa: PLC0415
 
-    root = ensure_puzzles(config, workdir, process_count)
+    root = ensure_puzzles(config, workdir, process_count, prepare)
     common = dict(global_batch_size=config.data.global_batch_size, process_index=process_index,
                   process_count=process_count)
     if split == "train":
@@ -191,13 +198,15 @@ def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, p
 
 
 def build(config: ml_collections.ConfigDict, split: str, process_index: int = 0, process_count: int = 1,
-          workdir: str = ""):
-    """(grain IterDataset of this host's batches, DataSpec). split: 'train' (endless, shuffled) or 'test'."""
+          workdir: str = "", *, prepare: bool = True, tokenizer=None):
+    """(grain IterDataset of this host's batches, DataSpec). split: 'train' (endless, shuffled) or 'test'.
+    `prepare=False` (inference) never builds a tokenizer, corpus or puzzle set: a missing one is a
+    FileNotFoundError naming it. `tokenizer` (code kinds) replaces loading the run's tokenizer."""
     kind = config.data.kind
     if kind == "synthetic":
         return _synthetic(config, split, process_index, process_count)
     if kind == "puzzle":
-        return _puzzle(config, split, process_index, process_count, workdir)
+        return _puzzle(config, split, process_index, process_count, workdir, prepare)
     if kind in ("python_corpus", "mbpp"):
-        return _code(config, split, process_index, process_count, workdir)
+        return _code(config, split, process_index, process_count, workdir, prepare, tokenizer)
     raise ValueError(f"config.data.kind: unknown {kind!r}")
