@@ -21,7 +21,7 @@ from hrm_jax import families, parallel, train
 REPO = pathlib.Path(__file__).resolve().parent.parent
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(REPO))
-from configs import synthetic  # noqa: E402
+from configs import pretrain_python, synthetic  # noqa: E402
 
 
 def tiny_config(**overrides):
@@ -109,6 +109,14 @@ def test_config_validation_names_the_field():
     c = tiny_config()
     c.model.num_heads = 3
     with pytest.raises(config_lib.ConfigError, match="config.model.*divisible"):
+        config_lib.validate(c)
+
+
+def test_a_setting_hrm_text_ignores_is_refused():
+    c = pretrain_python.get_config("tiny")
+    config_lib.validate(c)
+    c.model.loss_type = "stablemax_cross_entropy"
+    with pytest.raises(config_lib.ConfigError, match="config.model.loss_type: 'stablemax_cross_entropy' is ignored"):
         config_lib.validate(c)
 
 
