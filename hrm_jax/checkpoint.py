@@ -248,8 +248,9 @@ class CheckpointManager:
         self.check_layout(step, partial, item_keys=tuple(partial))
         try:
             with _QuietUnretrievedFutures():
-                return self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.PyTreeRestore(item=partial, partial_restore=True)))["state"]
+                return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                    item=partial, partial_restore=True,  # the targets' shardings, not the saved ones (any mesh)
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(partial))))["state"]
         except Exception as e:  # noqa: BLE001 (the layout matched: what fails now is the files)
             raise self._damaged(step, e) from None
 
