@@ -72,6 +72,29 @@ def run_ours(cfg: HRMConfig, loss_type: str, weights: dict, ref_records: list[di
         return total / B, (carry, outputs, metrics)
 
     grad_fn = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True))
+
+    @jax.jit
+    def opt_step(params, table, adam_state, sign_state, g_params, g_table, ids):
+        upd, adam_state = adam.update(g_params, adam_state, params)
+        params = jax.tree.map(lambda p, u: p + u, params, upd)
+        if has_table:
+            upd, sign_state = sign.update(g_table, sign_state, table, ids=ids)
+            table = jax.tree.map(lambda p, u: p + u, table, upd)
+        return params, table, adam_state, sign_state
+
+    zeros = {k: np.zeros_like(v) for k, v in weights.items()}
+
+    def to_param_trees(state_dict):
+        """(params-shaped, table-shaped) trees of a torch-layout state_dict (the reference's gradients)."""
+        pure = interop.torch_state_dict_to_params(state_dict, cfg)
+        g_params, g_table = jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, table)
+        for tree in (g_params, g_table):
+            for path, var in nnx.to_flat_state(tree):
+                node = pure
+                for part in path:
+                    node = node[part]
+                var.set_value(jnp.asarray(node, var.get_value().dtype))
+        return g_params, g_table
     layouts = interop._layouts(cfg)
     records, carry = [], None
     for ref in ref_records:
@@ -100,17 +123,10 @@ def run_ours(cfg: HRMConfig, loss_type: str, weights: dict, ref_records: list[di
             rec["grad.puzzle_emb.weights"] = np.asarray(g_table["puzzle_emb"][...])
 
         if optimize:
-            grad_model = nnx.clone(nnx.merge(graphdef, params, table, rest))  # merge shares the Variables
             ref_grads = {k[len("grad."):]: v for k, v in ref.items() if k.startswith("grad.")}
-            interop.load_torch_state_dict(grad_model, {**{k: np.zeros_like(v) for k, v in weights.items()},
-                                                       **ref_grads})
-            _, ref_g_params, ref_g_table, _ = nnx.split(grad_model, nnx.Param, PuzzleEmbedding, ...)
-            upd, adam_state = adam.update(ref_g_params, adam_state, params)
-            params = jax.tree.map(lambda p, u: p + u, params, upd)
-            if has_table:
-                upd, sign_state = sign.update(ref_g_table, sign_state, table,
-                                              ids=carry.current_data["puzzle_identifiers"])
-                table = jax.tree.map(lambda p, u: p + u, table, upd)
+            ref_g_params, ref_g_table = to_param_trees({**zeros, **ref_grads})
+            params, table, adam_state, sign_state = opt_step(params, table, adam_state, sign_state, ref_g_params,
+                                                             ref_g_table, carry.current_data["puzzle_identifiers"])
             if any(k.startswith("param.") for k in ref):
                 sd = interop.params_to_torch_state_dict(nnx.to_pure_dict(nnx.merge_state(params, table, rest)), cfg,
                                                         prefix="")
