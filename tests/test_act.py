@@ -229,3 +229,13 @@ def test_fixed_segments_rejects_zero():
     batch = _batch(0)
     with pytest.raises(ValueError, match="fixed_segments must be >= 1"):
         act.act_step(model, act.initial_carry(model, batch), batch, training=True, fixed_segments=0)
+
+
+def test_causal_act_halting_needs_the_causal_hrm():
+    from hrm_jax import config as config_lib  # noqa: PLC0415
+    c = config_lib.base_config()
+    c.data.kind, c.model.causal_act_halting = "synthetic", True
+    with pytest.raises(config_lib.ConfigError, match="config.model.causal_act_halting"):
+        config_lib.validate(c)
+    c.model.causal = True
+    config_lib.validate(c)
