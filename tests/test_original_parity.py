@@ -203,6 +203,22 @@ def test_bf16_matches_original_golden(golden_file):
     assert_bf16_parity(ours, truth, meta["bf16_original_errors"], "golden bf16")
 
 
+@pytest.mark.parametrize("name", sorted(golden.GOLDEN_CONFIGS))
+def test_exported_safetensors_have_exactly_the_originals_state_dict_keys(golden_file, name, tmp_path):
+    """What load_state_dict(strict=True) into the original needs (checked live below): the exported names and shapes
+    are exactly the original's persistent state_dict's (the golden file's initial weights), as model.inner.*."""
+    from safetensors.numpy import load_file
+
+    from hrm_jax.export import torch_hrm
+
+    _, arrays = golden_file
+    weights, _ = golden.golden_run(arrays, name, golden.GOLDEN_RUNS[0][1])
+    model = HRM(_hrm_config(golden.GOLDEN_CONFIGS[name]), rngs=nnx.Rngs(0))
+    folder = torch_hrm.export_torch_hrm(model, tmp_path / "export", batch_size=B)
+    exported = load_file(folder / "model.safetensors")
+    assert {k: v.shape for k, v in exported.items()} == {f"model.inner.{k}": v.shape for k, v in weights.items()}
+
+
 # ----- live, against the original's source --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def original():
