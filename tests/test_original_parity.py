@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+from flax import nnx
 
-from hrm_jax import interop, losses, optim  # noqa: E402
-from hrm_jax.model import act  # noqa: E402
-from hrm_jax.model.hrm import HRM, HRMConfig, PuzzleEmbedding  # noqa: E402
+from hrm_jax import interop, losses, optim
+from hrm_jax.model import act
+from hrm_jax.model.hrm import HRM, HRMConfig, PuzzleEmbedding
 
 _spec = importlib.util.spec_from_file_location("make_hrm_golden",
                                                Path(__file__).parent / "golden" / "make_hrm_golden.py")

@@ -61,7 +61,8 @@ GOLDEN_CONFIGS = {
     "no_puzzle": model_config(0, "rope", hidden_size=8, num_heads=2, layers=1),
 }
 # The file's runs: every config with stablemax (the original's default), softmax on one (it changes only the loss).
-GOLDEN_RUNS = [(name, "stablemax_cross_entropy") for name in GOLDEN_CONFIGS] + [("rope_puzzle", "softmax_cross_entropy")]
+GOLDEN_RUNS = ([(name, "stablemax_cross_entropy") for name in GOLDEN_CONFIGS]
+               + [("rope_puzzle", "softmax_cross_entropy")])
 BF16_CONFIG = "rope_puzzle"  # the golden bf16 mode runs this config (the live one LIVE_CONFIGS["rope_puzzle512"])
 # q_head bias of the bf16 mode: q_continue far above q_halt, so no run halts on Q and halting (every
 # halt_max_steps segments) is the same in every precision; the q weights stay non-trivial.
