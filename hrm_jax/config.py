@@ -39,6 +39,10 @@ def base_config() -> ml_collections.ConfigDict:
         if field.name not in ("vocab_size", "seq_len", "num_puzzle_identifiers"):
             c.model[field.name] = getattr(defaults, field.name)
     c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
+    # Causal HRM: train with ACT (Q-learned) halting instead of exactly generation_segments (default
+    # halt_max_steps) segments per example. NOT causal: the Q head reads the last position, so halting and the
+    # carry reset depend on later tokens, and generation (fixed segments) then differs from training.
+    c.model.causal_act_halting = False
     c.model.loss_type = "stablemax_cross_entropy"
     # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides.
     c.model.hrm_text_preset = "code-30m"
@@ -149,6 +153,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
              "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
     _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
              "code data trains a causal LM: set model.causal=True")
+    _require(not config.model.causal_act_halting or (config.model.family == "hrm" and config.model.causal),
+             "model.causal_act_halting", "applies only to the causal HRM (model.family='hrm', model.causal=True)")
     _require(config.eval.benchmark in ("", "mbpp", "humaneval"), "eval.benchmark",
              f"{config.eval.benchmark!r} is not '', 'mbpp' or 'humaneval'")
     _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")

@@ -4,7 +4,8 @@ One train step, eval step and checkpoint path serve every family (`train.py`); a
 questions. Families:
   * `hrm`: the original HRM with ACT (one segment per train step, the carry in the train state). Puzzle batches
     (inputs, labels, puzzle_identifiers) as the original; code batches (inputs, targets, segment_ids, positions,
-    loss_mask) train it as a causal LM with next-token labels.
+    loss_mask) train it as a causal LM with next-token labels, each example for exactly the generation segment
+    count (ACT halting only with `model.causal_act_halting`, which is not causal).
   * `hrm_text`: HRM-Text (transformers' hrm_text), a causal LM without ACT; code batches only.
 """
 
@@ -46,6 +47,9 @@ class HRMFamily:
     loss_type: str
     code: bool  # batches are packed code (CODE_KEYS) rather than puzzles (PUZZLE_KEYS)
     eval_adaptive: bool = False
+    # Causal models train with ACT halting only when asked (config.model.causal_act_halting): the Q head reads the
+    # last position, so halting (and the carry reset) would depend on later tokens -- not causal.
+    causal_act_halting: bool = False
 
     name = "hrm"
 
@@ -67,11 +71,23 @@ class HRMFamily:
     def initial_carry(self, model: HRM, model_batch: dict[str, jax.Array]):
         return act.initial_carry(model, model_batch)
 
+    @property
+    def fixed_train_segments(self) -> int | None:
+        """Segments per example in training when halting is not learned: the causal model's generation segment
+        count (so training and generation run the same number); None = ACT halting (puzzles, or the flag)."""
+        if self.model_config.causal and not self.causal_act_halting:
+            return self.model_config.num_generation_segments
+        return None
+
+    def train_segment(self, model: HRM, carry, data, rng):
+        """One training ACT segment over model-batch `data` -> (new carry, outputs)."""
+        draws = act.exploration_draws(rng, data["inputs"].shape[0], self.model_config.halt_max_steps)
+        return act.act_step(model, carry, data, training=True, draws=draws, fixed_segments=self.fixed_train_segments)
+
     def train_loss(self, model: HRM, carry, batch, rng) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
         """(sum of the per-example losses, new carry, metric sums), as the original's ACTLossHead."""
         data = self.model_batch(batch)
-        draws = act.exploration_draws(rng, data["inputs"].shape[0], self.model_config.halt_max_steps)
-        carry, outputs = act.act_step(model, carry, data, training=True, draws=draws)
+        carry, outputs = self.train_segment(model, carry, data, rng)
         total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.loss_type)
         return total, carry, m
 
@@ -81,7 +97,7 @@ class HRMFamily:
 
     def eval_metrics(self, model: HRM, batch) -> dict[str, jax.Array]:
         data = self.model_batch(batch)
-        outputs, steps = act.act_infer(model, data, adaptive=self.eval_adaptive)
+        outputs, steps = act.act_infer(model, data, adaptive=self.eval_adaptive, max_steps=self.fixed_train_segments)
         _, m = losses.act_loss(outputs, data["labels"], jnp.ones(steps.shape, bool), steps, self.loss_type)
         out = {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
         return out | _token_metrics(outputs["logits"], data["labels"])
@@ -92,7 +108,10 @@ class HRMFamily:
 
     def flops_per_token(self) -> float:
         from hrm_jax.metrics import hrm_train_flops  # noqa: PLC0415
-        return hrm_train_flops(self.model_config, 1) / self.model_config.total_len
+        mc = self.model_config
+        if self.fixed_train_segments is not None:  # no second forward for a Q target
+            mc = mc.replace(halt_max_steps=1)
+        return hrm_train_flops(mc, 1) / mc.total_len
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +178,7 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     code = config.data.kind in config_lib.CODE_DATA_KINDS
     if config.model.family == "hrm":
         return HRMFamily(config_lib.hrm_config(config, data_meta), config.model.loss_type, code=code,
-                         eval_adaptive=config.eval.adaptive)
+                         eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.causal_act_halting)
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None)
 
