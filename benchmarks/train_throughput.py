@@ -16,9 +16,9 @@ With several `--family` entries (`name` or `transformer:params|flops`, the basel
 the same shape in turn and a side-by-side table follows, with step time relative to the first entry.
 
 FLOPs per step (the MFU numerator), documented in `hrm_jax.metrics.hrm_train_flops`,
-`families.HrmTextFamily.flops_per_token` and `families.TransformerFamily.flops_per_token`: every H/L call's forward, the gradient calls' backward at 2x forward
-(HRM: the last L and H call; HRM-Text: the H calls and the L calls L_bp_cycles keeps), lm_head forward and
-backward, the HRM Q-target's second forward when ACT trains, attention FLOPs (4 S D per token per layer, full S)
+`families.HrmTextFamily.flops_per_token` and `families.TransformerFamily.flops_per_token`: every H/L call's forward,
+the gradient calls' backward at 2x forward (HRM: the last L and H call; HRM-Text: the H calls and the L calls
+L_bp_cycles keeps; the transformer: every layer), lm_head forward and backward, the HRM Q-target's second forward when ACT trains, attention FLOPs (4 S D per token per layer, full S)
 included. MFU divides by the datasheet dense bf16 peak of the device (H100 SXM: 989 TFLOP/s); CPUs have none.
 """
 

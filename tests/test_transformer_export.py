@@ -154,7 +154,8 @@ def test_quantized_llama_gguf_validates_and_tracks_f32(model, gguf_files):
 
 def test_validator_names_a_missing_llama_tensor_and_a_wrong_shape(model, tmp_path, monkeypatch):
     full = llama.gguf_tensors(model)
-    monkeypatch.setattr(llama, "gguf_tensors", lambda m: {k: v for k, v in full.items() if k != "blk.1.ffn_norm.weight"})
+    dropped = {k: v for k, v in full.items() if k != "blk.1.ffn_norm.weight"}
+    monkeypatch.setattr(llama, "gguf_tensors", lambda m: dropped)
     path = gguf_writer.write_gguf(model, session_tokenizer(), tmp_path / "drop.gguf", "f32")
     with pytest.raises(gguf_validate.GGUFValidationError, match=r"drop.gguf: 1 tensor\(s\) missing: blk.1.ffn_norm"):
         gguf_validate.validate_gguf(path)
@@ -167,8 +168,8 @@ def test_validator_names_a_missing_llama_tensor_and_a_wrong_shape(model, tmp_pat
 
 
 def test_only_the_causal_transformer_exports_as_llama():
-    puzzle = nnx.eval_shape(lambda: Transformer(TransformerConfig(num_layers=1, hidden_size=32, num_heads=2, head_dim=16,
-                                                                  intermediate_size=64), rngs=nnx.Rngs(0)))
+    cfg = TransformerConfig(num_layers=1, hidden_size=32, num_heads=2, head_dim=16, intermediate_size=64)
+    puzzle = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="puzzle form"):
         llama.llama_state_dict(puzzle)
     export_run.check_format("hf", "transformer", "f16")

@@ -81,7 +81,8 @@ def llama_expected_shapes(meta_get, vocab_size: int, tied: bool) -> dict[str, tu
         shapes["output.weight"] = (vocab_size, d)
     for b in range(meta_get("block_count")):
         shapes |= {f"blk.{b}.attn_norm.weight": (d,), f"blk.{b}.attn_q.weight": (heads * head_dim, d),
-                   f"blk.{b}.attn_k.weight": (kv_heads * head_dim, d), f"blk.{b}.attn_v.weight": (kv_heads * head_dim, d),
+                   f"blk.{b}.attn_k.weight": (kv_heads * head_dim, d),
+                   f"blk.{b}.attn_v.weight": (kv_heads * head_dim, d),
                    f"blk.{b}.attn_output.weight": (d, heads * head_dim), f"blk.{b}.ffn_norm.weight": (d,),
                    f"blk.{b}.ffn_gate.weight": (ffn, d), f"blk.{b}.ffn_up.weight": (ffn, d),
                    f"blk.{b}.ffn_down.weight": (d, ffn)}

@@ -29,7 +29,8 @@ def check_tokenizer_fits(model: HrmText, tokenizer: SentencePieceTokenizer) -> N
             raise ValueError(f"model config {key}={value} but the tokenizer's id is {tok_id}")
 
 
-def export_hf_folder(model: HrmText | Transformer, tokenizer: SentencePieceTokenizer, path: str | Path, dtype=None) -> Path:
+def export_hf_folder(model: HrmText | Transformer, tokenizer: SentencePieceTokenizer, path: str | Path,
+                     dtype=None) -> Path:
     """Write config.json, generation_config.json, model.safetensors (float32, or `dtype`), tokenizer.json,
     tokenizer_config.json, special_tokens_map.json and tokenizer.model into `path`. Returns `path`."""
     check_tokenizer_fits(model, tokenizer)
