@@ -16,6 +16,16 @@ def test_train_throughput_smoke(tmp_path):
     assert out["tflops_per_step"] > 0 and (tmp_path / "r.json").exists()
 
 
+def test_train_throughput_side_by_side_families(capsys):
+    out = train_throughput.main(["--config=configs/synthetic.py:tiny", "--steps=1", "--warmup=0",
+                                 "--family=hrm,transformer:flops"])
+    assert [r["family"] for r in out] == ["hrm", "transformer:flops"]
+    assert all(r["loss_finite"] and r["step_s_median"] > 0 for r in out)
+    assert "equal flops" in out[1]["sizing"]
+    table = capsys.readouterr().out.split("configs/synthetic.py:tiny, batch 16 x seq 16")[1]
+    assert "hrm " in table and "transformer:flops" in table and "x first" in table
+
+
 def test_gguf_cpu_reports_the_childs_own_peak_rss_and_its_documented_quants():
     import resource
     import subprocess
