@@ -4,11 +4,12 @@
     python benchmarks/gguf_cpu.py --presets code-30m code-100m --tokenizer /path/code16k.model
 
 For each HRM-Text preset (random weights, the authors' init) and each quant type (f32, f16, q8_0, q4_0, and the
-K-quants of `hrm_jax.export.gguf_kquants`) the
+K-quants of `hrm_jax.export.gguf_kquants`: the default `--quants`) the
 model is written as GGUF and run by llama.cpp in a fresh process (2 threads), which reports:
   * decode tok/s: 128 greedy new tokens after an MBPP prompt (eos ignored, so every run decodes 128);
   * end-to-end seconds for that MBPP problem: load + prompt + 128 new tokens;
-  * peak RSS of the process (ru_maxrss);
+  * peak RSS of the llama.cpp process itself (VmHWM of /proc/self/status; ru_maxrss would carry the parent's
+    peak across exec);
   * agreement with JAX fp32 on the prompt's positions: top-1 agreement and mean KL(JAX || llama.cpp).
 Targets (issue #9): < 1 s per MBPP problem with 128 new tokens and < 2 GB RSS for the ~30M model at Q8_0.
 Not a unit test: it prints a table.
@@ -28,9 +29,10 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from hrm_jax.export import gguf_kquants  # noqa: E402 (no JAX: a list of names)
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 from hrm_jax import cpu_generate
 llm = cpu_generate.load_llama(sys.argv[1], n_ctx=1024, n_threads=2, n_threads_batch=2)
@@ -46,8 +48,20 @@ for token in llm.generate(ids, temp=0.0, top_k=1, reset=True):
         break
 t2 = time.perf_counter()
 print(json.dumps({"load_and_prompt_s": t1 - t0, "decode_s": t2 - t1, "total_s": t2 - t0, "new": len(new),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "logits": prompt_logits}))
+                  "rss_mb": peak_rss_mb(), "logits": prompt_logits}))
 """
+# The child's own peak: VmHWM of /proc/self/status. (ru_maxrss survives exec, so it would keep the JAX parent's
+# ~800 MB when the child is started from it.)
+CHILD = r"""
+def peak_rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+""" + CHILD
+
+
+DEFAULT_QUANTS = ("f32", "f16", "q8_0", "q4_0", *gguf_kquants.K_QUANTS)  # as the docstring says
 
 
 def softmax(x):
@@ -58,16 +72,15 @@ def softmax(x):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["code-30m", "code-100m"])
-    p.add_argument("--quants", nargs="+", default=["f32", "f16", "q8_0", "q4_0"])
+    p.add_argument("--quants", nargs="+", default=list(DEFAULT_QUANTS))
     p.add_argument("--tokenizer", default="", help="a SentencePiece .model (its vocabulary sizes the model)")
     p.add_argument("--run", default="", help="also a trained run: its workdir (tokenizer and checkpoint from it)")
-    p.add_argument("--run_config", default="configs/mbpp.py:tiny", help="the trained run's config file")
     args = p.parse_args(argv)
 
     import jax.numpy as jnp
     from flax import nnx
 
-    from hrm_jax.export import gguf_kquants, gguf_writer
+    from hrm_jax.export import gguf_writer
     from hrm_jax.model.hrm_text import HrmText, num_params, preset
     from input_pipeline.mbpp_data import load_mbpp
     from input_pipeline.tokenizer import SentencePieceTokenizer
@@ -76,14 +89,10 @@ def main(argv=None) -> None:
 
     models = []  # (name, model, tokenizer)
     if args.run:
-        from hrm_jax import data as data_lib, train
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from train_throughput import load_config
+        from hrm_jax import restore
 
-        run_config = load_config(args.run_config)
-        run, state = train.restore_trained(run_config, args.run)
-        run_tok = SentencePieceTokenizer.load(data_lib.tokenizer_path(run_config, args.run))
-        models.append((f"trained {run_config.model.hrm_text_preset}:tiny", run.trainer.model(state), run_tok))
+        restored = restore.load_for_inference(args.run)  # the model the checkpoint holds, weights only
+        models.append((f"trained {restored.config.model.hrm_text_preset}", restored.model, restored.tokenizer))
     if args.tokenizer:
         tok = SentencePieceTokenizer.load(args.tokenizer)
         for name in args.presets:
@@ -105,7 +114,7 @@ def main(argv=None) -> None:
                 path = pathlib.Path(tmp) / f"{name.replace(' ', '_').replace(':', '_')}-{quant}.gguf"
                 if quant in gguf_kquants.K_QUANTS:  # llama.cpp's own quantizer, from an F32 file
                     f32 = gguf_writer.write_gguf(model, tok, path.with_suffix(".f32.gguf"), "f32", prefix_lm=False)
-                    gguf_kquants.quantize(f32, path, quant)
+                    gguf_kquants.quantize(f32, path, quant)  # warns when matrices fall back to a legacy type
                     f32.unlink()
                 else:
                     gguf_writer.write_gguf(model, tok, path, quant, prefix_lm=False)

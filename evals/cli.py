@@ -32,14 +32,18 @@ flags.mark_flags_as_required(["config", "workdir"])
 def run(benchmark: str) -> dict:
     """Evaluates the flags' run on `benchmark`, printing and returning the summaries."""
     from evals.benchmark import evaluate_benchmark  # noqa: PLC0415 (JAX after flag parsing)
+    from hrm_jax import restore  # noqa: PLC0415
 
-    result = evaluate_benchmark(
-        _CONFIG.value, _WORKDIR.value, benchmark, split=_SPLIT.value, fmt=_FORMAT.value, n=_N.value, ks=_K.value,
-        temperature=_TEMPERATURE.value, seed=_SEED.value, refine_rounds=_REFINE.value, limit=_LIMIT.value,
-        out=_OUT.value, max_new_tokens=_MAX_NEW.value, batch_size=_BATCH.value, workers=_WORKERS.value)
+    config = _CONFIG.value
+    e = config.eval
+    e.benchmark, e.split, e.n, e.ks = benchmark, _SPLIT.value, _N.value, tuple(int(k) for k in _K.value)
+    e.temperature, e.refine_rounds, e.limit, e.max_new_tokens = (_TEMPERATURE.value, _REFINE.value,
+                                                                 _LIMIT.value or 0, _MAX_NEW.value)
+    restored = restore.load_for_inference(restore.inference_source(_WORKDIR.value, config), config)
+    result = evaluate_benchmark(restored, _WORKDIR.value, e, fmt=_FORMAT.value, seed=_SEED.value, out=_OUT.value,
+                                batch_size=_BATCH.value, workers=_WORKERS.value)
     print(json.dumps(result, indent=2), file=sys.stdout)
     return result
-
 
 def main(benchmark: str) -> None:
     app.run(lambda argv: run(benchmark) and None)

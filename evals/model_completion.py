@@ -1,5 +1,6 @@
-"""A trained run as a `complete(prompts, n, temperature, seed)` callable: restore the checkpoint, encode the
-prompts (task markers as their special ids), left-pad, hrm_jax.generate, and decode up to the first stop token."""
+"""A model as a `complete(prompts, n, temperature, seed)` callable (models come from
+`hrm_jax.restore.load_for_inference`): encode the prompts (task markers as their special ids), left-pad,
+hrm_jax.generate, and decode up to the first stop token."""
 from __future__ import annotations
 
 import re
@@ -8,17 +9,10 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from hrm_jax import data as data_lib, generate as gen_lib, train
-from input_pipeline.tokenizer import MARKERS, SentencePieceTokenizer, Tokenizer
+from hrm_jax import generate as gen_lib
+from input_pipeline.tokenizer import MARKERS, Tokenizer
 
 _PAD_TO = 32  # prompt lengths are padded to a multiple of this, so few shapes compile
-
-
-def restore_model(config, workdir: str):
-    """(model, tokenizer) of the run in `workdir`: its latest checkpoint (or config.init_from) and its tokenizer."""
-    run, state = train.restore_trained(config, workdir)
-    model = run.trainer.model(jax.device_get(state))
-    return model, SentencePieceTokenizer.load(data_lib.tokenizer_path(config, workdir))
 
 
 def encode_with_markers(tokenizer: Tokenizer, text: str) -> list[int]:

@@ -5,51 +5,31 @@ the fixed halt_max_steps segments, and the mean number of segments used.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import jax
-import numpy as np
-from flax import nnx
 
-from hrm_jax import data as data_lib, parallel, train
-
-
-def _eval_fn(trainer: train.Trainer, adaptive: bool):
-    family = dataclasses.replace(trainer.family, eval_adaptive=adaptive)
-
-    @jax.jit
-    def step(state, batch):
-        with nnx.logical_axis_rules(parallel.LOGICAL_AXIS_RULES):
-            return family.eval_metrics(trainer.model(state), batch)
-
-    return step
+from hrm_jax import data as data_lib, evaluation, restore
 
 
 def evaluate_puzzles(config, workdir: str, max_batches: int = 0) -> dict:
     """{"adaptive": {...}, "fixed": {...}, "step": ...}, each with exact_accuracy, accuracy (per token),
-    mean_segments and count, over the test split (the first `max_batches` batches when > 0)."""
+    mean_segments and count, over the test split (the first `max_batches` batches when > 0). The model is
+    loaded for inference (`restore.load_for_inference`) and evaluated by the one eval loop (`evaluation`)."""
     if config.model.family != "hrm" or config.data.kind != "puzzle":
         raise ValueError(f"evals.puzzles needs model.family='hrm' and data.kind='puzzle'; got "
                          f"{config.model.family!r} and {config.data.kind!r}")
-    run, state = train.restore_trained(config, workdir)
-    trainer = run.trainer
-    result = {"step": int(jax.device_get(state.step))}
+    restored = restore.load_for_inference(restore.inference_source(workdir, config), config)
+    run_config = restored.config
+    result = {"step": restored.step}
     for name, adaptive in (("adaptive", True), ("fixed", False)):
-        step = _eval_fn(trainer, adaptive)
-        totals: dict[str, float] = {}
-        test_ds, _ = data_lib.build(config, "test", jax.process_index(), jax.process_count(), workdir=workdir)
-        for i, batch in enumerate(test_ds):
-            if max_batches and i >= max_batches:
-                break
-            with jax.set_mesh(trainer.mesh):
-                m = jax.device_get(step(state, train.put_batch(trainer, batch)))
-            for k, v in m.items():
-                totals[k] = totals.get(k, 0.0) + float(np.asarray(v))
-        count = max(totals.get("count", 0.0), 1.0)
-        result[name] = {"count": totals.get("count", 0.0), "exact_accuracy": totals.get("exact_accuracy", 0.0) / count,
-                        "accuracy": totals.get("accuracy", 0.0) / count,
-                        "mean_segments": totals.get("steps", 0.0) / count}
+        test_ds, spec = data_lib.build(run_config, "test", jax.process_index(), jax.process_count(),
+                                       workdir=workdir, prepare=False)
+        m = evaluation.evaluate_model(restored.family, restored.model, iter(test_ds), restored.mesh,
+                                      run_config.data.global_batch_size, spec.seq_len, max_batches,
+                                      adaptive=adaptive)
+        result[name] = {"count": m.get("eval/count", 0.0), "exact_accuracy": m.get("eval/exact_accuracy", 0.0),
+                        "accuracy": m.get("eval/accuracy", 0.0), "mean_segments": m.get("eval/steps", 0.0)}
     return result
 
 

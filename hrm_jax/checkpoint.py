@@ -1,33 +1,55 @@
-"""Orbax checkpoints: the train state, the data iterator and metadata, saved together; all Orbax calls live here.
+"""Orbax checkpoint I/O, and nothing else: save, restore, list and validate the steps of one checkpoints folder.
 
-Resume-or-init order (`CheckpointManager.restore_or_init`):
-  1. this workdir's newest checkpoint whose metadata matches the run (model config, data spec, global batch,
-     tokenizer fingerprint); a checkpoint from another config is refused with an error naming the fields;
-     a checkpoint that fails to restore (truncated, partial) is skipped with a warning for the previous one;
-  2. else `config.init_from`: parameters (and buffers, puzzle table) from another run's checkpoint, fresh
-     optimiser, carry and data position;
-  3. else a fresh init.
-Saving is asynchronous; retention keeps the latest N plus every K-th step (`preservation_policy`).
+A step holds three items: `state` (the TrainState arrays), `data` (the grain iterator position) and `meta` (the
+run fingerprint, the step and the resolved config as JSON). Every Orbax call of the project lives here.
+
+What a failure means is decided here, so callers never catch a bare `Exception`:
+  * `DamagedCheckpointError`: a step's files cannot be read (truncated array data, a missing or truncated
+    metadata / iterator file); its one-line message names the step and the file (or array) that failed;
+  * `IncompatibleCheckpointError`: the files are fine but were written by another configuration or another state
+    layout (a code change): the message lists the differing fields or arrays;
+  * `CheckpointSaveError`: the folder cannot be written; raised in the caller's thread, at once, naming the path.
+Which step to resume, and what to do with a damaged one, is the trainer's policy (`hrm_jax/resume.py`); what
+inference loads is `hrm_jax/restore.py`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
+import logging
 import os
+import re
+import uuid
 from typing import Any
 
 import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
-from absl import logging
+from etils import epath
 
 from hrm_jax import config as config_lib
 
+ITEMS = ("state", "data", "meta")
+DAMAGED_SUFFIX = ".damaged"
+
 
 class IncompatibleCheckpointError(ValueError):
-    """A checkpoint written by a run with another model / data configuration."""
+    """A checkpoint written by a run with another model / data configuration, or another state layout."""
+
+
+class DamagedCheckpointError(RuntimeError):
+    """A step whose files cannot be read; `step` and `path` say which."""
+
+    def __init__(self, step: int, path: str, detail: str):
+        self.step, self.path, self.detail = step, path, detail
+        super().__init__(f"checkpoint step {step} is damaged: {path}: {detail}")
+
+
+class CheckpointSaveError(OSError):
+    """The checkpoints folder cannot be written."""
 
 
 def run_fingerprint(config: ml_collections.ConfigDict, family, data_meta: dict) -> dict:
@@ -39,12 +61,13 @@ def run_fingerprint(config: ml_collections.ConfigDict, family, data_meta: dict) 
     return json.loads(json.dumps(fingerprint))
 
 
-def _diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
+def diff(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """`key: checkpoint a vs this run b` for every leaf that differs, nested keys dotted."""
     out = []
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{key}.")
+            out += diff(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: checkpoint {a!r} vs this run {b!r}")
     return out
@@ -54,113 +77,217 @@ def abstract_with_shardings(abstract, shardings):
     return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
 
 
-def _with_params(fresh, params, buffers, puzzle_emb=None):
-    """A fresh state carrying loaded parameters (and an EMA that starts from them, when the run keeps one)."""
-    ema = jax.tree.map(lambda p: p.copy(), params) if jax.tree.leaves(fresh.ema_params) else fresh.ema_params
-    return fresh.replace(params=params, buffers=buffers, ema_params=ema,
-                         puzzle_emb=fresh.puzzle_emb if puzzle_emb is None else puzzle_emb)
+def _chain(e: BaseException) -> list[BaseException]:
+    out = []
+    while e is not None and e not in out and len(out) < 8:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def describe(e: BaseException) -> tuple[str | None, str]:
+    """(the file an I/O error names, the error in one short line). TensorStore errors carry a ~60-line spec; what
+    is kept is the array, the status code and the innermost cause, e.g. `array params.lm_head.kernel:
+    OUT_OF_RANGE: Requested byte range [0, 3180) is not valid for value of size 1060`."""
+    files, arrays, lines = [], [], []
+    for err in _chain(e):
+        text = re.split(r" \[tensorstore_spec=| See full TensorStore details", str(err))[0]
+        files += [f for f in re.findall(r'local file "([^"]+)"', text) if not f.endswith("/")]
+        arrays += re.findall(r'Error reading "([^"]+?)/[^"/]*"', text)
+        arrays += [a for a in re.findall(r"'path': '([^']+?)/?'", str(err)) if not a.startswith("/")]
+        lines.append((type(err).__name__, text.strip().splitlines()[0] if text.strip() else ""))
+    name, text = next(((n, t) for n, t in reversed(lines) if re.match(r"[A-Z_]+: ", t)), lines[0])
+    code = re.match(r"([A-Z_]+): ", text)
+    detail = f"{code.group(1)}: {text.rsplit(': ', 1)[-1]}" if code else f"{name}: {text}" if text else name
+    if arrays:
+        detail = f"array {arrays[0].removesuffix('.value')}: {detail}"
+    return (files[-1] if files else None), detail[:300]
+
+
+class _QuietUnretrievedFutures(logging.Filter):
+    """While a step is read: Orbax reads arrays concurrently, and when one read fails the sibling futures'
+    errors (each with TensorStore's full spec) would be logged by asyncio as never retrieved. The first error is
+    what `describe` reports; these copies are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "exception was never retrieved" not in record.getMessage()
+
+    def __enter__(self):
+        logging.getLogger("asyncio").addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        gc.collect()  # unretrieved futures report when collected: let them do it while filtered
+        logging.getLogger("asyncio").removeFilter(self)
+
+
+def _layout(tree) -> dict[tuple, tuple]:
+    return {k: (tuple(v.shape), str(v.dtype)) for k, v in ocp.tree.to_flat_dict(tree).items()
+            if hasattr(v, "shape")}
+
+
+def _probe_writable(directory: str) -> None:
+    """Create and delete a file in `directory` (made if missing), so an unwritable folder fails here, in this
+    thread, instead of in Orbax's background thread minutes later."""
+    probe = os.path.join(directory, f".write_probe.{uuid.uuid4().hex}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise CheckpointSaveError(e.errno, f"cannot write checkpoints to {directory}: {e.strerror or e}") from e
 
 
 class CheckpointManager:
-    def __init__(self, workdir: str, config: ml_collections.ConfigDict, family, data_meta: dict):
-        self.config = config
-        self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-        self.fingerprint = run_fingerprint(config, family, data_meta)
-        policies = [ocp.checkpoint_managers.LatestN(config.train.keep_latest)]
-        if config.train.keep_every:
-            policies.append(ocp.checkpoint_managers.EveryNSteps(config.train.keep_every))
+    """One checkpoints folder. `read_only` managers (inference) never create, save or move anything."""
+
+    def __init__(self, directory: str, *, keep_latest: int = 2, keep_every: int = 0, async_save: bool = True,
+                 read_only: bool = False):
+        self.directory = os.path.abspath(directory)
+        self.read_only = read_only
+        if not read_only:
+            _probe_writable(self.directory)
+        policies = [ocp.checkpoint_managers.LatestN(keep_latest)]
+        if keep_every:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(keep_every))
         options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=config.train.async_checkpoint, create=True,
+            enable_async_checkpointing=async_save and not read_only, create=not read_only, read_only=read_only,
+            save_interval_steps=0 if read_only else 1,
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies))
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data", "meta"))
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+
+    @classmethod
+    def for_run(cls, workdir: str, config: ml_collections.ConfigDict) -> "CheckpointManager":
+        """The training run's manager: `<workdir>/checkpoints` with the config's retention and async settings."""
+        return cls(os.path.join(os.path.abspath(workdir), "checkpoints"), keep_latest=config.train.keep_latest,
+                   keep_every=config.train.keep_every, async_save=config.train.async_checkpoint)
+
+    # ----- listing ------------------------------------------------------------------------------------------------
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state, data_iter, force: bool = False) -> None:
-        meta = dict(self.fingerprint, step=int(step), config=json.loads(config_lib.to_json(self.config)))
+    def step_dir(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    # ----- saving -------------------------------------------------------------------------------------------------
+    def save(self, step: int, state, data_iter, meta: dict, force: bool = False) -> None:
+        """Save `state`, the iterator position and `meta` (JSON) as `step`; an unwritable folder or an earlier
+        asynchronous save's failure raises here."""
+        if self.read_only:
+            raise CheckpointSaveError(f"{self.directory} was opened read-only")
+        _probe_writable(self.directory)
+        self.manager.check_for_errors()
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(data_iter),
             meta=ocp.args.JsonSave(meta)), force=force)
 
-    def _check_compatible(self, step: int) -> None:
-        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        saved = {k: meta.get(k) for k in self.fingerprint}
-        diffs = _diff(saved, self.fingerprint)
+    # ----- reading and validating ---------------------------------------------------------------------------------
+    def read_meta(self, step: int) -> dict:
+        path = os.path.join(self.step_dir(step), "meta", "metadata")
+        try:
+            with open(path, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DamagedCheckpointError(step, path, describe(e)[1]) from None
+        if not isinstance(meta, dict):
+            raise DamagedCheckpointError(step, path, f"expected a JSON object, found {type(meta).__name__}")
+        return meta
+
+    def check_fingerprint(self, step: int, fingerprint: dict) -> dict:
+        """The step's metadata, after checking that it was written by a run with this `fingerprint`."""
+        meta = self.read_meta(step)
+        diffs = diff({k: meta.get(k) for k in fingerprint}, fingerprint)
         if diffs:
             raise IncompatibleCheckpointError(
-                f"checkpoint {self.directory}/{step} was written by another configuration:\n  " + "\n  ".join(diffs)
+                f"checkpoint {self.step_dir(step)} was written by another configuration:\n  " + "\n  ".join(diffs)
                 + "\nUse another --workdir, or restore the original settings.")
+        return meta
 
-    def restore_or_init(self, trainer, data_iter) -> Any:
-        target = abstract_with_shardings(trainer.abstract_state, trainer.state_shardings)
-        for step in sorted(self.manager.all_steps(), reverse=True):
-            try:
-                self._check_compatible(step)
-            except IncompatibleCheckpointError:
-                raise
-            except Exception as e:  # unreadable metadata: a partial checkpoint
-                logging.warning("checkpoint %d is unreadable (%s); trying the previous one", step, e)
-                continue
-            try:
+    def check_layout(self, step: int, target, item_keys: tuple[str, ...] | None = None) -> None:
+        """The step's stored arrays have the names, shapes and dtypes of `target` (restricted to the top-level
+        `item_keys` when given): a layout change raises IncompatibleCheckpointError naming the arrays."""
+        path = os.path.join(self.step_dir(step), "state")
+        try:
+            with _QuietUnretrievedFutures():
+                stored = _layout(ocp.StandardCheckpointHandler().metadata(epath.Path(path)).tree)
+        except Exception as e:  # noqa: BLE001 (Orbax raises several types for missing or truncated metadata)
+            file, detail = describe(e)
+            raise DamagedCheckpointError(step, file or os.path.join(path, "_METADATA"), detail) from None
+        wanted = _layout(ocp.tree.serialize_tree(target, keep_empty_nodes=True))
+        if item_keys is not None:
+            stored = {k: v for k, v in stored.items() if k[0] in item_keys}
+        problems = [f"{'.'.join(map(str, k))}: missing from the checkpoint" for k in sorted(set(wanted) - set(stored))]
+        problems += [f"{'.'.join(map(str, k))}: in the checkpoint, not in this model"
+                     for k in sorted(set(stored) - set(wanted)) if item_keys is None]
+        problems += [f"{'.'.join(map(str, k))}: checkpoint {stored[k][0]} {stored[k][1]} vs this run "
+                     f"{wanted[k][0]} {wanted[k][1]}" for k in sorted(set(stored) & set(wanted))
+                     if stored[k] != wanted[k]]
+        if problems:
+            raise IncompatibleCheckpointError(
+                f"checkpoint {self.step_dir(step)} holds another state layout ({len(problems)} arrays differ):\n  "
+                + "\n  ".join(problems[:20]))
+
+    def restore(self, step: int, target, data_iter) -> Any:
+        """The state of `step` placed as `target` (ShapeDtypeStructs with shardings), and `data_iter` moved to the
+        saved position. Call `check_layout` first: any failure left is damage."""
+        try:
+            with _QuietUnretrievedFutures():
                 restored = self.manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target), data=grain.checkpoint.CheckpointRestore(data_iter)))
-            except Exception as e:  # noqa: BLE001 (any failure of a damaged checkpoint means: use the previous)
-                logging.warning("checkpoint %d failed to restore (%s: %s); falling back to the previous one",
-                                step, type(e).__name__, e)
-                continue
-            logging.info("resumed from %s/%d", self.directory, step)
-            return restored["state"]
-        state = trainer.init_state()
-        if self.config.init_from:
-            state = self._init_from(self.config.init_from, trainer, state)
-        return state
+        except Exception as e:  # noqa: BLE001 (the layout matched: what fails now is the files)
+            raise self._damaged(step, e) from None
+        return restored["state"]
 
-    def _init_from(self, path: str, trainer, fresh):
-        """Parameters, puzzle table and buffers from another run's latest checkpoint (or, for HRM-Text, from a
-        Hugging Face folder); the optimiser, carry and data position start fresh."""
-        if os.path.exists(os.path.join(path, "config.json")):
-            return self._init_from_hf(path, trainer, fresh)
-        source = ocp.CheckpointManager(os.path.join(os.path.abspath(path), "checkpoints")
-                                       if os.path.isdir(os.path.join(path, "checkpoints")) else os.path.abspath(path))
-        step = source.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"config.init_from: no checkpoint found under {path}")
-        target = abstract_with_shardings(trainer.abstract_state, trainer.state_shardings)
-        partial = {"params": target.params, "puzzle_emb": target.puzzle_emb, "buffers": target.buffers}
+    def restore_arrays(self, step: int, partial: dict) -> dict:
+        """Only the top-level `partial` entries of the step's state (weights for inference or `init_from`),
+        straight to their target shardings; the optimiser state is never read."""
+        self.check_layout(step, partial, item_keys=tuple(partial))
         try:
-            restored = source.restore(step, args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(item=partial, partial_restore=True)))["state"]
-        except Exception as e:
-            raise IncompatibleCheckpointError(f"config.init_from {path} (step {step}) does not fit this model: {e}")
-        finally:
-            source.close()
-        logging.info("initialised parameters from %s (step %d)", path, step)
-        return _with_params(fresh, restored["params"], restored["buffers"], restored["puzzle_emb"])
+            with _QuietUnretrievedFutures():
+                return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+                    item=partial, partial_restore=True,  # the targets' shardings, not the saved ones (any mesh)
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(partial))))["state"]
+        except Exception as e:  # noqa: BLE001 (the layout matched: what fails now is the files)
+            raise self._damaged(step, e) from None
 
-    def _init_from_hf(self, path: str, trainer, fresh):
-        """A transformers HRM-Text folder: its config must be the run's model (shapes, cycles, vocabulary)."""
-        from flax import nnx  # noqa: PLC0415
+    def _damaged(self, step: int, e: BaseException) -> DamagedCheckpointError:
+        """The error for a failed restore, naming the file it points at: the file an I/O error names, else an
+        iterator file that does not parse, else the state folder."""
+        file, detail = describe(e)
+        if file is None:
+            data = os.path.join(self.step_dir(step), "data")
+            for name in sorted(os.listdir(data)) if os.path.isdir(data) else ():
+                try:
+                    with open(os.path.join(data, name), encoding="utf-8") as f:
+                        if name.endswith(".json"):
+                            json.load(f)
+                except (OSError, ValueError):
+                    file = os.path.join(data, name)
+                    break
+        return DamagedCheckpointError(step, file or os.path.join(self.step_dir(step), "state"), detail)
 
-        from hrm_jax import hf  # noqa: PLC0415
-
-        if trainer.family.name != "hrm_text":
-            raise IncompatibleCheckpointError(f"config.init_from {path} is a Hugging Face folder: it needs "
-                                              f"model.family=hrm_text, not {trainer.family.name!r}")
-        theirs = dataclasses.asdict(hf.read_config(path))
-        ours = dataclasses.asdict(trainer.family.model_config)
-        keys = ("vocab_size", "hidden_size", "intermediate_size", "num_layers_per_stack", "num_attention_heads",
-                "head_dim", "H_cycles", "L_cycles", "tie_word_embeddings")
-        diffs = [f"{k}: folder {theirs[k]!r} vs this run {ours[k]!r}" for k in keys if theirs[k] != ours[k]]
-        if diffs:
-            raise IncompatibleCheckpointError(f"config.init_from {path} does not fit this model:\n  " +
-                                              "\n  ".join(diffs))
-        model = hf.from_pretrained(path, dtype=trainer.family.dtype)
-        _, params, buffers = nnx.split(model, nnx.Param, ...)
-        params = jax.device_put(params, trainer.state_shardings.params)
-        buffers = jax.device_put(buffers, trainer.state_shardings.buffers)
-        logging.info("initialised parameters from the Hugging Face folder %s", path)
-        return _with_params(fresh, params, buffers)
+    # ----- moving a damaged step aside ----------------------------------------------------------------------------
+    def move_aside(self, step: int) -> str:
+        """Rename `<step>` to `<step>.damaged` (`.damaged.N` if taken) so later saves of that step proceed; only
+        process 0 renames, every process then sees the new listing."""
+        if self.read_only:
+            raise CheckpointSaveError(f"{self.directory} was opened read-only")
+        self.manager.wait_until_finished()
+        source, dest = self.step_dir(step), self.step_dir(step) + DAMAGED_SUFFIX
+        n = 1
+        while os.path.exists(dest):
+            dest, n = f"{self.step_dir(step)}{DAMAGED_SUFFIX}.{n}", n + 1
+        if jax.process_index() == 0:
+            os.rename(source, dest)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils  # noqa: PLC0415
+            multihost_utils.sync_global_devices(f"checkpoint_move_aside_{step}")
+        self.manager.reload()
+        return dest
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
@@ -168,3 +295,20 @@ class CheckpointManager:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def is_checkpoint_folder(path: str) -> bool:
+    """`path` is a run's workdir (holding `checkpoints/`) or a checkpoints folder itself."""
+    return os.path.isdir(os.path.join(path, "checkpoints")) or any(
+        name.isdigit() and os.path.isdir(os.path.join(path, name)) for name in (os.listdir(path)
+                                                                              if os.path.isdir(path) else ()))
+
+
+def checkpoints_dir(path: str) -> str:
+    path = os.path.abspath(path)
+    return os.path.join(path, "checkpoints") if os.path.isdir(os.path.join(path, "checkpoints")) else path
+
+
+def meta_for(config: ml_collections.ConfigDict, fingerprint: dict, step: int) -> dict:
+    """What `meta` stores: the fingerprint, the step and the resolved config."""
+    return dict(fingerprint, step=int(step), config=json.loads(config_lib.to_json(config)))

@@ -187,6 +187,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.train.keep_latest >= 1, "train.keep_latest", "must be >= 1")
     _require(config.model.loss_type in ("stablemax_cross_entropy", "softmax_cross_entropy"), "model.loss_type",
              f"unknown loss {config.model.loss_type!r}")
+    _require(config.model.family != "hrm_text" or config.model.loss_type == "softmax_cross_entropy",
+             "model.loss_type", f"{config.model.loss_type!r} is ignored by model.family='hrm_text' (a causal LM "
+             "trained with softmax cross-entropy): set 'softmax_cross_entropy'")
     _require(config.model.attention_impl in ("", "xla", "cudnn"), "model.attention_impl",
              f"{config.model.attention_impl!r} is not '', 'xla' or 'cudnn'")
     _require(len(tuple(config.mesh.shape)) == 3, "mesh.shape", "needs 3 entries (data, fsdp, tensor)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import sys
 import sysconfig
 
 import grain
@@ -85,13 +86,16 @@ def tokenizer_path(config: ml_collections.ConfigDict, workdir: str) -> str:
     return config.data.tokenizer or os.path.join(workdir, "tokenizer", "code.model")
 
 
-def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_count: int):
-    """The run's tokenizer; trained on the standard library into the workdir when none is given or built yet."""
-    from input_pipeline import tokenizer as tok_lib, train_tokenizer  # noqa: PLC0415
+def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_count: int, prepare: bool = True):
+    """The run's tokenizer; trained on the standard library into the workdir when none is given or built yet
+    (and `prepare`)."""
+    from input_pipeline import tokenizer as tok_lib  # noqa: PLC0415
+    from input_pipeline.tokenizer_training import train_sentencepiece  # noqa: PLC0415
+    from input_pipeline.train_tokenizer import ReadProgress, read_documents  # noqa: PLC0415
 
     path = tokenizer_path(config, workdir)
     if not os.path.exists(path):
-        if config.data.tokenizer or process_count > 1:
+        if config.data.tokenizer or process_count > 1 or not prepare:
             raise FileNotFoundError(f"config.data.tokenizer: {path} does not exist; build one with "
                                     "`python -m input_pipeline.train_tokenizer` (multi-host runs need it beforehand)")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -100,44 +104,57 @@ def ensure_tokenizer(config: ml_collections.ConfigDict, workdir: str, process_co
             files = files[:: max(1, len(files) // config.data.tokenizer_sample_files)][: config.data.tokenizer_sample_files]
         logging.info("training a %d-token tokenizer on %d stdlib files -> %s", config.data.tokenizer_vocab_size,
                      len(files), path)
-        args = [arg for f in files for arg in ("--input_glob", f)]
-        train_tokenizer.main([*args, "--vocab_size", str(config.data.tokenizer_vocab_size),
-                              "--out", path[: -len(".model")]])
-    return tok_lib.SentencePieceTokenizer.load(path)
+        documents = read_documents(files, ReadProgress(len(files), sys.stderr))
+        tokenizer = train_sentencepiece(documents, config.data.tokenizer_vocab_size, seed=0, model_type="bpe",
+                                        split_by_whitespace=False, split_by_unicode_script=False,
+                                        input_sentence_size=250_000, num_threads=os.cpu_count() or 1, log_level=0)
+        tokenizer.save(path)
+        logging.info("wrote %s: vocab %d, sha256 %s", path, tokenizer.vocab_size, tokenizer.fingerprint())
+    return tok_lib.load_tokenizer(path)
 
 
-def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, process_count: int) -> str:
-    """The embedded Python corpus folder; built into the workdir when `data.path` is empty and none is there."""
-    from input_pipeline import build_corpus  # noqa: PLC0415
+def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, process_count: int,
+                  prepare: bool = True) -> str:
+    """The embedded Python corpus folder; built into the workdir when `data.path` is empty, none is there, and
+    `prepare`."""
+    from input_pipeline import corpus_sources, python_corpus  # noqa: PLC0415
+    from input_pipeline import tokenizer as tok_lib  # noqa: PLC0415
+    from input_pipeline.decontamination import load_benchmark_index  # noqa: PLC0415
 
     path = config.data.path or os.path.join(workdir, "python_corpus")
     if os.path.exists(os.path.join(path, "manifest.json")):
         return path
-    if config.data.path or process_count > 1:
+    if config.data.path or process_count > 1 or not prepare:
         raise FileNotFoundError(f"config.data.path: no corpus at {path}; build it with "
                                 "`python -m input_pipeline.build_corpus --out DIR`")
-    args = ["--out", path, "--tokenizer", tokenizer_path(config, workdir)]
-    args += ["--validation_fraction", str(config.data.corpus_validation_fraction)]
-    if config.data.data_dir:
-        args += ["--data_dir", config.data.data_dir]
     if config.data.corpus_stdlib_subdirs:  # a small corpus from a few standard-library packages
         stdlib = sysconfig.get_paths()["stdlib"]
-        args += ["--stdlib_roots", *(os.path.join(stdlib, sub) for sub in config.data.corpus_stdlib_subdirs)]
-    build_corpus.main(args)
+        roots = [corpus_sources.CorpusRoot(pathlib.Path(stdlib, sub), stdlib=True)
+                 for sub in config.data.corpus_stdlib_subdirs]
+    else:
+        roots = corpus_sources.default_roots()
+    logging.info("building the Python corpus from %s -> %s", ", ".join(str(r.path) for r in roots), path)
+    settings = python_corpus.CorpusSettings(validation_fraction=config.data.corpus_validation_fraction)
+    manifest = python_corpus.build_corpus(
+        roots, path, benchmark_index=load_benchmark_index(config.data.data_dir or None), settings=settings,
+        tokenizer=tok_lib.load_tokenizer(tokenizer_path(config, workdir)), workers=os.cpu_count() or 1)
+    logging.info("%s", python_corpus.format_stats(manifest))
     return path
 
 
-def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str):
+def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str,
+          prepare: bool = True, tokenizer=None):
     from input_pipeline import lm_pipeline  # noqa: PLC0415
 
     d = config.data
-    tokenizer = ensure_tokenizer(config, workdir, process_count)
+    tokenizer = tokenizer or ensure_tokenizer(config, workdir, process_count, prepare)
     local = _local_batch_size(d.global_batch_size, process_count)
     common = dict(seq_len=d.seq_len, batch_size=local, seed=config.seed, training=split == "train",
                   process_index=process_index, process_count=process_count, packing=d.packing,
                   num_workers=d.num_workers)
     if d.kind == "python_corpus":
-        ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count), tokenizer, **common)
+        ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count, prepare), tokenizer,
+                                        **common)
     else:
         ds = lm_pipeline.mbpp_batches(tokenizer, data_dir=d.data_dir or None, **common)
     spec = DataSpec(vocab_size=tokenizer.vocab_size, seq_len=d.seq_len, pad_token_id=tokenizer.pad_id,
@@ -146,39 +163,42 @@ def _code(config: ml_collections.ConfigDict, split: str, process_index: int, pro
     return ds, spec
 
 
-def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_count: int) -> str:
-    """The puzzle dataset folder: `data.path`, or one generated into the workdir (`data.generate`)."""
+def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_count: int, prepare: bool = True) -> str:
+    """The puzzle dataset folder: `data.path`, or one generated into the workdir (`data.generate`, when
+    `prepare`)."""
     d = config.data
     if not d.generate:
         return d.path
     path = d.path or os.path.join(workdir, f"{d.generate}_data")
     if os.path.exists(os.path.join(path, "test", "dataset.json")):
         return path
-    if process_count > 1:
+    if process_count > 1 or not prepare:
         raise FileNotFoundError(f"config.data.path: no dataset at {path}; generate it beforehand with "
                                 f"`python -m input_pipeline.puzzles.{d.generate} --out {path}`")
-    args = ["--out", path, "--num-train", str(d.generate_num_train), "--num-test", str(d.generate_num_test),
-            "--seed", str(config.seed)]
-    if d.generate == "sudoku":
-        from input_pipeline.puzzles import sudoku as generator  # noqa: PLC0415
-        args += ["--num-aug", str(d.generate_num_aug), "--min-rating", str(d.generate_min_rating),
-                 "--per-grid", str(d.generate_per_grid)]
-    elif d.generate == "maze":
-        from input_pipeline.puzzles import maze as generator  # noqa: PLC0415
-        args += ["--size", str(d.generate_maze_size), "--min-path-length", str(d.generate_min_path_length)]
-    else:
+    if d.generate not in ("sudoku", "maze"):
         raise ValueError(f"config.data.generate: {d.generate!r} is not '', 'sudoku' or 'maze'")
     logging.info("generating the %s dataset into %s", d.generate, path)
-    if generator.main(args):
-        raise RuntimeError(f"generating {path} failed")
+    workers = 2  # as the generator CLIs
+    if d.generate == "sudoku":
+        from input_pipeline.puzzles import sudoku_dataset  # noqa: PLC0415
+        train, test = sudoku_dataset.generate_train_test(d.generate_num_train, d.generate_num_test,
+                                                         d.generate_min_rating, config.seed, workers,
+                                                         per_grid=d.generate_per_grid)
+        sudoku_dataset.write_sudoku_dataset(path, train, test, d.generate_num_aug, config.seed)
+    else:
+        from input_pipeline.puzzles import maze_dataset  # noqa: PLC0415
+        train, test = maze_dataset.generate_train_test(d.generate_num_train, d.generate_num_test, config.seed,
+                                                       d.generate_maze_size, d.generate_min_path_length, workers)
+        maze_dataset.write_maze_dataset(path, train, test, d.generate_maze_size, False)
     return path
 
 
-def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str):
+def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str,
+            prepare: bool = True):
     from input_pipeline import puzzle_pipeline  # noqa: PLC0415
     from input_pipeline.puzzles import hrm_format  # noqa: PLC0415
 
-    root = ensure_puzzles(config, workdir, process_count)
+    root = ensure_puzzles(config, workdir, process_count, prepare)
     common = dict(global_batch_size=config.data.global_batch_size, process_index=process_index,
                   process_count=process_count)
     if split == "train":
@@ -191,13 +211,15 @@ def _puzzle(config: ml_collections.ConfigDict, split: str, process_index: int, p
 
 
 def build(config: ml_collections.ConfigDict, split: str, process_index: int = 0, process_count: int = 1,
-          workdir: str = ""):
-    """(grain IterDataset of this host's batches, DataSpec). split: 'train' (endless, shuffled) or 'test'."""
+          workdir: str = "", *, prepare: bool = True, tokenizer=None):
+    """(grain IterDataset of this host's batches, DataSpec). split: 'train' (endless, shuffled) or 'test'.
+    `prepare=False` (inference) never builds a tokenizer, corpus or puzzle set: a missing one is a
+    FileNotFoundError naming it. `tokenizer` (code kinds) replaces loading the run's tokenizer."""
     kind = config.data.kind
     if kind == "synthetic":
         return _synthetic(config, split, process_index, process_count)
     if kind == "puzzle":
-        return _puzzle(config, split, process_index, process_count, workdir)
+        return _puzzle(config, split, process_index, process_count, workdir, prepare)
     if kind in ("python_corpus", "mbpp"):
-        return _code(config, split, process_index, process_count, workdir)
+        return _code(config, split, process_index, process_count, workdir, prepare, tokenizer)
     raise ValueError(f"config.data.kind: unknown {kind!r}")

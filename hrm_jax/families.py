@@ -14,7 +14,7 @@ questions. Families:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,25 @@ from hrm_jax.model import act
 from hrm_jax.model.hrm import HRM, HRMConfig
 from hrm_jax.model.hrm_text import HrmText, HrmTextConfig, num_params as hrm_text_num_params
 from hrm_jax.model.transformer import Transformer, TransformerConfig, num_params as transformer_num_params
+
+@runtime_checkable
+class Family(Protocol):
+    """What the train step, the eval loop, checkpoints and restore need from a model family."""
+
+    name: str
+    model_config: Any  # a frozen dataclass: stored in the checkpoint fingerprint
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]: ...
+    def build(self, rngs: nnx.Rngs) -> nnx.Module: ...
+    def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]: ...
+    def initial_carry(self, model, model_batch: dict[str, jax.Array]) -> Any: ...
+    def train_loss(self, model, carry, batch, rng) -> tuple[jax.Array, Any, dict[str, jax.Array]]: ...
+    def puzzle_ids(self, carry) -> jax.Array | None: ...
+    def eval_metrics(self, model, batch) -> dict[str, jax.Array]: ...
+    def num_params(self) -> int: ...
+    def flops_per_token(self) -> float: ...
+
 
 PUZZLE_KEYS = ("inputs", "labels", "puzzle_identifiers")
 CODE_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")

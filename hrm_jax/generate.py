@@ -9,7 +9,7 @@ segments M from H_init / L_init; causality makes the carry per position, so segm
 segment s's outputs at that token, and each (segment, H cycle, module call, layer) is one site, in call order:
 M x H_cycles x (L_cycles x L_layers + H_layers) sites.
 
-A model served here provides `kv_cache_layout() -> (sites, heads, head_dim)`,
+A model served here is a `GenerativeModel` (the Protocol below): `kv_cache_layout() -> (sites, heads, head_dim)`,
 `attention_mask(q_index, kv_index, kv_keep_BT=, q_token_type_BS=, kv_token_type_BT=)`,
 `hidden_states(ids, positions, mask, kv_cache=)` and `logits(z)`, and a `dtype`.
 
@@ -21,10 +21,25 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 from flax import nnx, struct
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """What `generate` needs from a model (HrmText, the causal HRM)."""
+
+    dtype: Any
+
+    def kv_cache_layout(self) -> tuple[int, int, int]: ...
+    def attention_mask(self, q_index_BS: jax.Array, kv_index_BT: jax.Array, *, kv_keep_BT: jax.Array | None = None,
+                       q_token_type_BS: jax.Array | None = None,
+                       kv_token_type_BT: jax.Array | None = None) -> jax.Array: ...
+    def hidden_states(self, input_ids_BS: jax.Array, position_ids_BS: jax.Array, mask, kv_cache=None) -> jax.Array: ...
+    def logits(self, z_H_BSD: jax.Array) -> jax.Array: ...
 
 
 @struct.dataclass

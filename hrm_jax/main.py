@@ -31,7 +31,7 @@ def main(argv):
     logging.get_absl_handler().addFilter(_QuietLibraries())
     import jax  # noqa: PLC0415 (after absl parsed flags; distributed init must precede any other jax call)
 
-    from hrm_jax import config as config_lib, distributed, train  # noqa: PLC0415
+    from hrm_jax import config as config_lib, distributed  # noqa: PLC0415
 
     config = _CONFIG.value
     config_lib.validate(config)
@@ -41,21 +41,22 @@ def main(argv):
     logging.info("process %d of %d; %d local / %d global devices (%s)", jax.process_index(), jax.process_count(),
                  jax.local_device_count(), jax.device_count(), jax.devices()[0].device_kind)
     if config.mode == "train":
+        from hrm_jax import train  # noqa: PLC0415
+
         train.train_and_evaluate(config, _WORKDIR.value)
-    elif config.mode == "eval":
-        train.evaluate_checkpoint(config, _WORKDIR.value)
+    elif config.mode == "eval":  # one restore (weights only) for the loss / accuracy and the benchmark
+        from hrm_jax import evaluation, restore  # noqa: PLC0415
+
+        restored = restore.load_for_inference(restore.inference_source(_WORKDIR.value, config), config)
+        evaluation.evaluate_restored(restored, _WORKDIR.value, required=not config.eval.benchmark)
         if config.eval.benchmark:  # pass@k through the sandbox (evals/), after the loss / accuracy evaluation
             from evals.benchmark import evaluate_benchmark  # noqa: PLC0415
 
-            e = config.eval
-            evaluate_benchmark(config, _WORKDIR.value, e.benchmark, split=e.split, n=e.n, ks=e.ks,
-                               temperature=e.temperature, refine_rounds=e.refine_rounds, limit=e.limit or None,
-                               max_new_tokens=e.max_new_tokens)
+            evaluate_benchmark(restored, _WORKDIR.value, config.eval)
     else:  # export (config.validate admits only the three modes)
         from hrm_jax.export import run as export_run  # noqa: PLC0415
 
         export_run.export_checkpoint(config, _WORKDIR.value)
-
 
 if __name__ == "__main__":
     app.run(main)

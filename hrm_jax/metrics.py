@@ -14,7 +14,6 @@ import time
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
 
 from hrm_jax.model.hrm import HRMConfig
@@ -31,10 +30,6 @@ def peak_flops_per_device() -> float | None:
         if name.lower() in kind.lower():
             return flops
     return None
-
-
-def count_params(tree) -> int:
-    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
 
 
 def hrm_block_flops_per_token(mc: HRMConfig) -> float:
@@ -80,17 +75,52 @@ class Progress:
         return out
 
 
+def truncate_jsonl(path: str, last_step: int) -> int:
+    """Keep the records of `path` up to `last_step` (and drop a line a kill left half-written); returns how many
+    records were dropped. The file is replaced atomically."""
+    if not os.path.exists(path):
+        return 0
+    kept, dropped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+                keep = line.endswith("\n") and int(record["step"]) <= last_step
+            except (ValueError, KeyError, TypeError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+    if dropped:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+    return dropped
+
+
 class MetricWriter:
-    def __init__(self, workdir: str, enabled: bool = True):
+    """metrics.jsonl + TensorBoard. `resume_step` (a run restarting from that step's checkpoint) first removes
+    every record after it, and tells TensorBoard to purge its events after it, so each step appears once."""
+
+    def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
         self.workdir, self.enabled = workdir, enabled
         self._tb = None
         self._jsonl = None
         if enabled:
             os.makedirs(workdir, exist_ok=True)
-            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8")
+            path = os.path.join(workdir, "metrics.jsonl")
+            if resume_step is not None:
+                dropped = truncate_jsonl(path, resume_step)
+                if dropped:
+                    logging.info("metrics.jsonl: dropped %d records after step %d (the run resumes there)",
+                                 dropped, resume_step)
+            self._jsonl = open(path, "a", encoding="utf-8")
             try:
                 from tensorboardX import SummaryWriter  # noqa: PLC0415
-                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+                purge = None if resume_step is None else resume_step + 1
+                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge)
             except ImportError:  # pragma: no cover - tensorboardX is in requirements
                 logging.warning("tensorboardX is not installed: no TensorBoard events")
 

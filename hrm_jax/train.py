@@ -9,7 +9,6 @@ part of the state, batch-sharded, so a resumed run continues exactly where it st
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Any
 
@@ -19,13 +18,12 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from clu import metrics as clu_metrics
 from flax import nnx, struct
 
 from hrm_jax import checkpoint as ckpt_lib
 from hrm_jax import data as data_lib
-from hrm_jax import families, metrics as metrics_lib, optim, parallel, preemption
-from hrm_jax.model.hrm import PuzzleEmbedding
+from hrm_jax import evaluation, families, metrics as metrics_lib, optim, parallel, preemption, resume
+from hrm_jax.model.layers import PuzzleEmbedding
 
 
 @struct.dataclass
@@ -83,8 +81,7 @@ class Trainer:
         self.init_fn = jax.jit(self._init, out_shardings=self.state_shardings)
         self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
                                   out_shardings=(self.state_shardings, repl), donate_argnums=0)
-        self.eval_step = jax.jit(self._eval_step, in_shardings=(self.state_shardings, self.batch_shardings),
-                                 out_shardings=repl)
+        self.evaluator = evaluation.Evaluator(self.family, self.graphdef, self.mesh, self.global_batch, self.seq_len)
 
     # ----- state --------------------------------------------------------------------------------------------------
     def _init(self, rng_data):
@@ -113,11 +110,15 @@ class Trainer:
         with jax.set_mesh(self.mesh):
             return self.init_fn(jax.random.key_data(jax.random.key(self.config.seed)))
 
-    def model(self, state: TrainState):
-        """The model for evaluation and export: EMA parameters when the run keeps them (as TRM evaluates and
-        saves its EMA model), else the trained ones."""
+    def model_states(self, state: TrainState) -> tuple:
+        """What evaluation merges with `graphdef`: EMA parameters when the run keeps them (as TRM evaluates and
+        saves its EMA model), else the trained ones; the puzzle table; the buffers."""
         params = state.ema_params if self.config.optim.ema_decay else state.params
-        return nnx.merge(self.graphdef, params, state.puzzle_emb, state.buffers)
+        return params, state.puzzle_emb, state.buffers
+
+    def model(self, state: TrainState):
+        """The model evaluation sees (`model_states` merged)."""
+        return nnx.merge(self.graphdef, *self.model_states(state))
 
     # ----- steps --------------------------------------------------------------------------------------------------
     def _train_step(self, state: TrainState, batch):
@@ -150,48 +151,15 @@ class Trainer:
         return state.replace(step=state.step + 1, params=params, puzzle_emb=table, opt_state=opt_state,
                              puzzle_opt_state=puzzle_opt_state, carry=carry, ema_params=ema), m
 
-    def _eval_step(self, state: TrainState, batch):
-        with nnx.logical_axis_rules(parallel.LOGICAL_AXIS_RULES):
-            return self.family.eval_metrics(self.model(state), batch)
-
 
 def put_batch(trainer: Trainer, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     return parallel.global_batch_from_local({k: np.asarray(local_batch[k]) for k in trainer.example_batch},
                                             trainer.mesh)
 
 
-def _as_averages(m: dict[str, np.ndarray]) -> dict[str, clu_metrics.Average]:
-    """One eval batch's metric sums as clu Averages: per-sequence metrics over `count` (the original's eval/*
-    numbers), token metrics over `tokens`."""
-    out = {}
-    for k, v in m.items():
-        if k == "correct_tokens":
-            out["token_accuracy"] = clu_metrics.Average(total=v, count=m["tokens"])
-        elif k == "loss_sum":
-            out["loss"] = clu_metrics.Average(total=v, count=m["tokens"])
-        elif k not in ("count", "tokens"):
-            out[k] = clu_metrics.Average(total=v, count=m["count"])
-    return out
-
-
 def evaluate(trainer: Trainer, state: TrainState, test_iter, max_batches: int = 0) -> dict[str, float]:
-    """The family's eval metrics over the test split (the first `max_batches` batches when > 0), merged across
-    batches as clu.metrics Averages."""
-    averages: dict[str, clu_metrics.Average] = {}
-    counts = {"count": 0.0, "tokens": 0.0}
-    for i, batch in enumerate(test_iter):
-        if max_batches and i >= max_batches:
-            break
-        with jax.set_mesh(trainer.mesh):
-            m = jax.device_get(trainer.eval_step(state, put_batch(trainer, batch)))
-        for k, avg in _as_averages(m).items():
-            averages[k] = averages[k].merge(avg) if k in averages else avg
-        for k in counts:
-            counts[k] += float(m.get(k, 0.0))
-    out = {f"eval/{k}": float(avg.compute()) for k, avg in averages.items()}
-    if "eval/loss" in out:
-        out["eval/perplexity"] = float(np.exp(min(out["eval/loss"], 50.0)))
-    return out | {f"eval/{k}": v for k, v in counts.items() if v}
+    """The family's eval metrics of the state's (EMA) model over the test split (`evaluation.Evaluator`)."""
+    return trainer.evaluator(trainer.model_states(state), test_iter, max_batches)
 
 
 @dataclasses.dataclass
@@ -201,6 +169,11 @@ class Run:
     trainer: Trainer
     spec: data_lib.DataSpec
     manager: ckpt_lib.CheckpointManager
+    fingerprint: dict  # what a checkpoint must match to be resumed (checkpoint.run_fingerprint)
+
+    def save(self, step: int, state: TrainState, data_iter, force: bool = False) -> None:
+        self.manager.save(step, state, data_iter, ckpt_lib.meta_for(self.trainer.config, self.fingerprint, step),
+                          force=force)
 
 
 def setup(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, Any]:
@@ -208,8 +181,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, Any]:
     train_ds, spec = data_lib.build(config, "train", process_index, process_count, workdir=workdir)
     family = families.build_family(config, spec.as_dict())
     trainer = Trainer(config, family, spec.seq_len, parallel.make_mesh(config.mesh.shape))
-    manager = ckpt_lib.CheckpointManager(workdir, config, family, spec.as_dict())
-    return Run(trainer, spec, manager), train_ds
+    manager = ckpt_lib.CheckpointManager.for_run(workdir, config)
+    return Run(trainer, spec, manager, ckpt_lib.run_fingerprint(config, family, spec.as_dict())), train_ds
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -218,9 +191,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     trainer, manager = run.trainer, run.manager
     is_chief = jax.process_index() == 0
     train_iter = iter(train_ds)
-    writer = metrics_lib.MetricWriter(workdir, enabled=is_chief)
-    state = manager.restore_or_init(trainer, train_iter)
+    try:
+        state = resume.restore_or_init(manager, trainer, train_iter, run.fingerprint)
+    except BaseException:
+        manager.close()
+        raise
     start, total = int(jax.device_get(state.step)), config.train.steps
+    # A resumed run drops what was logged after its checkpoint (a kill -9 leaves those steps behind).
+    writer = metrics_lib.MetricWriter(workdir, enabled=is_chief, resume_step=start)
     tokens_per_step = config.data.global_batch_size * run.spec.seq_len
     if is_chief:
         writer.write_config(config)
@@ -251,54 +229,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 pending = (step, m)
                 if preempt.requested():
                     flush(pending)
-                    manager.save(step, state, train_iter, force=True)
+                    run.save(step, state, train_iter, force=True)
                     logging.warning("SIGTERM: stopped after step %d of %d with a checkpoint; rerun the same "
                                     "command to resume", step, total)
                     return state
                 if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step != total:
                     flush(pending)
                     pending = None
-                    manager.save(step, state, train_iter)
+                    run.save(step, state, train_iter)
                 if config.train.eval_every and step % config.train.eval_every == 0 and step != total:
                     writer.write_scalars(step, _run_eval(config, trainer, state, workdir))
             if pending is not None:
                 flush(pending)
             if start < total:
-                manager.save(total, state, train_iter, force=True)
+                run.save(total, state, train_iter, force=True)
             writer.write_scalars(total, _run_eval(config, trainer, state, workdir))
         finally:
             manager.close()
             writer.close()
         return state
-
-
-def restore_trained(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, TrainState]:
-    """The run in `workdir` and its latest checkpoint (or `config.init_from`), for evaluation and export; a clear
-    error when there is neither."""
-    run, train_ds = setup(config, workdir)
-    try:
-        if run.manager.latest_step() is None and not config.init_from:
-            raise FileNotFoundError(f"{workdir}: no checkpoint (train first with --config.mode=train) and no "
-                                    "config.init_from")
-        state = run.manager.restore_or_init(run.trainer, iter(train_ds))
-    finally:
-        run.manager.close()
-    return run, state
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-    """`--config.mode=eval`: restore this workdir's latest checkpoint (or `init_from`) and evaluate on the test
-    split; writes the metrics to metrics.jsonl and `eval.json`."""
-    run, state = restore_trained(config, workdir)
-    step = int(jax.device_get(state.step))
-    out = _run_eval(config, run.trainer, state, workdir)
-    if jax.process_index() == 0:
-        writer = metrics_lib.MetricWriter(workdir)
-        writer.write_scalars(step, out)
-        writer.close()
-        with open(f"{workdir}/eval.json", "w", encoding="utf-8") as f:
-            json.dump({"step": step, **out}, f, indent=2)
-    return out
 
 
 def _run_eval(config, trainer, state, workdir) -> dict[str, float]:

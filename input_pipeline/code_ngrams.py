@@ -44,8 +44,3 @@ def ngram_hashes(hashes: np.ndarray, n: int) -> np.ndarray:
         for j in range(1, n):
             acc = acc * _ROLL + hashes[j:j + count]
     return acc
-
-
-def text_ngram_hashes(text: str, n: int) -> np.ndarray:
-    """`ngram_hashes` of the lexical tokens of `text`."""
-    return ngram_hashes(token_hashes(lexical_tokens(text)), n)

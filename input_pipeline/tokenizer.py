@@ -183,6 +183,96 @@ class SentencePieceTokenizer:
         return ids
 
 
+class HFTokenizer:
+    """A `Tokenizer` over a Hugging Face tokenizer folder (`tokenizer.json`, `tokenizer_config.json`), e.g.
+    HRM-Text-1B's byte-level BPE: special tokens from the config, markers when the vocabulary has them."""
+
+    def __init__(self, folder: str | os.PathLike):
+        import json  # noqa: PLC0415
+
+        from tokenizers import Tokenizer as _Tokenizer  # noqa: PLC0415
+
+        self._source = os.path.join(os.fspath(folder), "tokenizer.json")
+        if not os.path.isfile(self._source):
+            raise FileNotFoundError(f"tokenizer not found: {self._source}")
+        with open(self._source, "rb") as f:
+            self._bytes = f.read()
+        self._tok = _Tokenizer.from_str(self._bytes.decode("utf-8"))
+        config_file = os.path.join(os.fspath(folder), "tokenizer_config.json")
+        config = {}
+        if os.path.isfile(config_file):
+            with open(config_file, encoding="utf-8") as f:
+                config = json.load(f)
+        self._special: dict[str, int] = {}
+        for key, default in (("pad_token", PAD), ("bos_token", BOS), ("eos_token", EOS), ("unk_token", UNK)):
+            text = config.get(key) or default
+            text = text["content"] if isinstance(text, dict) else text
+            token_id = self._tok.token_to_id(text)
+            if token_id is not None:
+                self._special[{"pad_token": PAD, "bos_token": BOS, "eos_token": EOS, "unk_token": UNK}[key]] = token_id
+        if EOS not in self._special:
+            raise ValueError(f"{config_file}: no eos token in the vocabulary of {self._source}")
+        for name in MARKERS:
+            token_id = self._tok.token_to_id(name)
+            if token_id is not None:
+                self._special[name] = token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def pad_id(self) -> int:
+        return self._special.get(PAD, self._special[EOS])
+
+    @property
+    def bos_id(self) -> int:
+        return self._special.get(BOS, self._special[EOS])
+
+    @property
+    def eos_id(self) -> int:
+        return self._special[EOS]
+
+    @property
+    def unk_id(self) -> int:
+        return self._special.get(UNK, -1)
+
+    @property
+    def special_token_ids(self) -> Mapping[str, int]:
+        return dict(self._special)
+
+    def special_id(self, name: str) -> int:
+        try:
+            return self._special[name]
+        except KeyError:
+            raise KeyError(f"{self._source}: no special token {name!r}; it has {sorted(self._special)}") from None
+
+    def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects str, got {type(text).__name__}")
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
+        controls = {self._special.get(k) for k in (PAD, BOS, EOS)}
+        return self._tok.decode([i for i in ids if i not in controls], skip_special_tokens=False)
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of tokenizer.json."""
+        return hashlib.sha256(self._bytes).hexdigest()
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """The one loader: a SentencePiece `.model` file, or a folder holding one as `tokenizer.model` (our exports),
+    else a Hugging Face tokenizer folder (`tokenizer.json`)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "tokenizer.model")):
+            return SentencePieceTokenizer.load(os.path.join(path, "tokenizer.model"))
+        return HFTokenizer(path)
+    return SentencePieceTokenizer.load(path)
+
+
 def verify_fingerprint(tokenizer: Tokenizer, expected: str, source: str) -> None:
     """Raises `TokenizerMismatchError` unless `source` (e.g. a tokenized data set) was made by `tokenizer`."""
     actual = tokenizer.fingerprint()

@@ -24,3 +24,22 @@ def test_train_throughput_side_by_side_families(capsys):
     assert "equal flops" in out[1]["sizing"]
     table = capsys.readouterr().out.split("configs/synthetic.py:tiny, batch 16 x seq 16")[1]
     assert "hrm " in table and "transformer:flops" in table and "x first" in table
+
+
+def test_gguf_cpu_reports_the_childs_own_peak_rss_and_its_documented_quants():
+    import resource
+    import subprocess
+
+    import gguf_cpu
+    import numpy as np
+
+    from hrm_jax.export import gguf_kquants
+
+    ballast = np.ones(300 * 2**20 // 8)  # this process's peak is now > 300 MB  # noqa: F841
+    script = gguf_cpu.CHILD.split("t0 = time.perf_counter()")[0] + "print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                 check=True).stdout)
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert 1 < child < 100 < parent  # a bare interpreter, not the parent's peak carried across exec
+    assert gguf_cpu.DEFAULT_QUANTS == ("f32", "f16", "q8_0", "q4_0", *gguf_kquants.K_QUANTS)
+    assert "f32, f16, q8_0, q4_0, and the\nK-quants" in gguf_cpu.__doc__ and "VmHWM" in gguf_cpu.__doc__

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hrm_jax import checkpoint as ckpt_lib
-from hrm_jax import config as config_lib, data as data_lib, families, parallel, train
+from hrm_jax import config as config_lib, data as data_lib, families, parallel, resume, train
 from hrm_jax.model.hrm_text import HrmTextConfig
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
@@ -41,8 +41,8 @@ def _run(config, workdir, steps):
     family = families.build_family(config, spec.as_dict())
     trainer = train.Trainer(config, family, spec.seq_len, parallel.make_mesh((1, 1, 1), jax.devices()[:1]))
     it = iter(train_ds)
-    manager = ckpt_lib.CheckpointManager(str(workdir), config, family, spec.as_dict())
-    state = manager.restore_or_init(trainer, it)
+    manager = ckpt_lib.CheckpointManager.for_run(str(workdir), config)
+    state = resume.restore_or_init(manager, trainer, it, ckpt_lib.run_fingerprint(config, family, spec.as_dict()))
     manager.close()
     initial_model = trainer.model(jax.device_get(state))
     losses = []

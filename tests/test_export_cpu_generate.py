@@ -76,3 +76,22 @@ def test_k_quant_names_are_checked():
 
     with pytest.raises(ValueError, match="q4_k_m"):
         gguf_kquants.quantize("a.gguf", "b.gguf", "q4_k_x")
+
+
+def test_k_quant_fallbacks_are_found_and_reported(tmp_path, caplog):
+    """A file whose matrices are not K types (here: a Q8_0 file, as llama.cpp leaves 64-wide rows) is reported in
+    one warning line naming the types; an F32 vector is never counted."""
+    import logging
+
+    from hrm_jax.export import gguf_kquants, gguf_writer
+    from test_export_gguf import tiny_model
+
+    tok = session_tokenizer()
+    path = gguf_writer.write_gguf(tiny_model(tok), tok, tmp_path / "m.gguf", "q8_0", prefix_lm=False)
+    fallen = gguf_kquants.fallback_tensors(path)
+    assert fallen and set(fallen.values()) <= {"Q8_0", "F32", "F16"} and "hrm.z_l_init" not in fallen
+    assert "token_embd.weight" in fallen
+    with caplog.at_level(logging.WARNING):
+        assert gguf_kquants.report_fallbacks(path, "q4_k_m") == fallen
+    [line] = [r.getMessage() for r in caplog.records if "not q4_k_m" in r.getMessage()]
+    assert f"{len(fallen)} matrices are not q4_k_m but" in line and "multiple of 256" in line and "\n" not in line

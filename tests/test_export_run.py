@@ -14,7 +14,7 @@ import torch
 from safetensors.numpy import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hrm_jax import generate as gen, hf, train
+from hrm_jax import generate as gen, hf, restore, train
 from hrm_jax.export import gguf_validate, run as export_run, torch_hrm
 from hrm_jax.interop import _layouts
 
@@ -109,9 +109,7 @@ def test_sudoku_torch_export_has_the_original_names_and_config(tmp_path):
     assert list(cfg) == list(torch_hrm.ORIGINAL_FIELDS)
     assert cfg["batch_size"] == 8 and cfg["hidden_size"] == 64 and cfg["puzzle_emb_ndim"] == 64
     sd = load_file(str(out / "model.safetensors"))
-    run, _ = train.setup(c, str(tmp_path))
-    run.manager.close()
-    model_config = run.trainer.family.model_config
+    model_config = restore.load_for_inference(str(tmp_path)).family.model_config
     assert cfg["vocab_size"] == model_config.vocab_size and cfg["seq_len"] == model_config.seq_len
     layouts = _layouts(model_config)
     assert set(sd) == {"model.inner." + k for k in layouts}

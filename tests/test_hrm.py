@@ -91,7 +91,7 @@ def test_bf16_forward_tracks_fp32():
 def _one_step_reference(model: HRM, carry: InnerCarry, batch):
     """The original's forward written out: L, L, H, L without gradient (on the default 2x2 cycles), then L, H."""
     x = model.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
-    cos, sin, mask = model.attention_context(3, None, None)
+    cos, sin, mask = model.attention_context(None, None)
     L = lambda zl, zh: model.L_level(zl + (zh + x), cos, sin, mask)  # noqa: E731
     H = lambda zh, zl: model.H_level(zh + zl, cos, sin, mask)  # noqa: E731
     z_H, z_L = carry.z_H, carry.z_L
@@ -121,7 +121,7 @@ def test_one_step_gradient_flows_only_through_the_last_L_and_H_calls():
     def full_bptt(params):  # what the gradient would be without the one-step approximation
         m = nnx.merge(graphdef, params, rest)
         x = m.input_embeddings(batch["inputs"], batch["puzzle_identifiers"])
-        cos, sin, mask = m.attention_context(3, None, None)
+        cos, sin, mask = m.attention_context(None, None)
         z_H, z_L = carry0.z_H, carry0.z_L
         for _ in range(2):
             for _ in range(2):

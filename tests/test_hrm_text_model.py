@@ -190,6 +190,19 @@ def test_token_types_only_matter_with_prefix_lm():
     np.testing.assert_array_equal(prefix(IDS, jnp.zeros_like(IDS)), prefix(IDS))  # all-zero types = none
 
 
+def test_transformers_keyword_names_are_accepted():
+    model = HrmText(TINY, rngs=nnx.Rngs(0))
+    tt = jnp.zeros_like(IDS).at[:, :4].set(1)
+    mask = jnp.ones_like(IDS).at[0, 2:4].set(0)
+    pos = jnp.broadcast_to(jnp.arange(IDS.shape[1]) + 3, IDS.shape)
+    ours = model(IDS, tt, mask, pos)
+    theirs = model(input_ids=IDS, attention_mask=mask, token_type_ids=tt, position_ids=pos)
+    np.testing.assert_array_equal(theirs, ours)
+    assert np.abs(model(input_ids=IDS, attention_mask=mask) - model(IDS)).max() > 1e-4  # the mask is used
+    with pytest.raises(TypeError, match="both input_ids_BS and input_ids"):
+        model(IDS, input_ids=IDS)
+
+
 def test_bf16_close_to_transformers_bf16():
     torch.manual_seed(0)
     ref = HrmTextForCausalLM(HFConfig(**TINY.replace(hidden_size=64, num_attention_heads=4, head_dim=16)

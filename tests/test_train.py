@@ -21,7 +21,7 @@ from hrm_jax import families, parallel, train
 REPO = pathlib.Path(__file__).resolve().parent.parent
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(REPO))
-from configs import synthetic  # noqa: E402
+from configs import pretrain_python, synthetic  # noqa: E402
 
 
 def tiny_config(**overrides):
@@ -112,6 +112,14 @@ def test_config_validation_names_the_field():
         config_lib.validate(c)
 
 
+def test_a_setting_hrm_text_ignores_is_refused():
+    c = pretrain_python.get_config("tiny")
+    config_lib.validate(c)
+    c.model.loss_type = "stablemax_cross_entropy"
+    with pytest.raises(config_lib.ConfigError, match="config.model.loss_type: 'stablemax_cross_entropy' is ignored"):
+        config_lib.validate(c)
+
+
 # ----- end to end through main -------------------------------------------------------------------------------------
 
 def _main(workdir, *overrides, env=None, wait=True):
@@ -127,7 +135,7 @@ def _main(workdir, *overrides, env=None, wait=True):
 
 
 def _train_losses(workdir) -> dict[int, float]:
-    """step -> train/loss; a step logged twice (before a kill and after the resume) keeps its last value."""
+    """step -> train/loss (a step logged twice would keep its last value)."""
     out = {}
     for line in pathlib.Path(workdir, "metrics.jsonl").read_text().splitlines():
         record = json.loads(line)
@@ -162,6 +170,9 @@ def test_kill_9_then_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_pat
     assert f"resumed from {killed / 'checkpoints'}/{n}" in out
     resumed = _train_losses(killed)
     assert resumed == reference  # every step's loss, bit for bit
+    logged = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()
+              if "train/loss" in line]
+    assert logged == list(range(1, 2 * n + 1))  # each step once: the resume dropped what followed step n
 
 
 def test_foreign_checkpoint_is_refused_and_a_damaged_latest_falls_back(tmp_path):
@@ -175,7 +186,8 @@ def test_foreign_checkpoint_is_refused_and_a_damaged_latest_falls_back(tmp_path)
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     rc, out = _main(tmp_path, "--config.train.steps=6")
     assert rc == 0, out[-3000:]
-    assert "checkpoint 4 failed to restore" in out and f"resumed from {tmp_path / 'checkpoints'}/2" in out
+    assert "checkpoint step 4 is damaged" in out and f"resumed from {tmp_path / 'checkpoints'}/2" in out
+    assert (tmp_path / "checkpoints" / "4.damaged").is_dir() and (tmp_path / "checkpoints" / "6").is_dir()
 
 
 def test_nan_guard_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):

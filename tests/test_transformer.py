@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from hrm_jax import checkpoint as ckpt_lib
-from hrm_jax import config as config_lib, data as data_lib, families, generate as gen, parallel, sizing, train
+from hrm_jax import config as config_lib, data as data_lib, families, generate as gen, parallel, resume, sizing, train
 from hrm_jax.model import act
 from hrm_jax.model.hrm import HRM
 from hrm_jax.model.transformer import Transformer, TransformerConfig, num_params
@@ -197,7 +197,7 @@ def test_puzzle_form_is_one_stack_call_on_h_init_plus_the_hrm_input_embedding():
     new_carry, logits, q_halt, _ = model(carry, batch)
     x = model.embed_tokens(batch["inputs"]) * np.sqrt(32)
     x = jnp.concatenate([model.puzzle_emb[...][batch["puzzle_identifiers"]][:, None] * np.sqrt(32), x], axis=1)
-    cos, sin, _ = model.attention_context(4, None, None)
+    cos, sin, _ = model.attention_context(None, None)
     z = x + model.H_init[...]
     for layer in model.layers.layers:
         z = layer(z, cos, sin, None)
@@ -410,10 +410,10 @@ def test_resume_is_exact_and_another_familys_checkpoint_is_refused(tmp_path):
         hrm.train[key] = config.train[key]
     _, spec = data_lib.build(hrm, "train")
     family = families.build_family(hrm, spec.as_dict())
-    manager = ckpt_lib.CheckpointManager(str(tmp_path), hrm, family, spec.as_dict())
+    manager = ckpt_lib.CheckpointManager.for_run(str(tmp_path), hrm)
     trainer = train.Trainer(hrm, family, spec.seq_len, parallel.make_mesh((1, 1, 1), jax.devices()[:1]))
     ds, _ = data_lib.build(hrm, "train")
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="model_family: checkpoint 'transformer' vs "
                                                                    "this run 'hrm'"):
-        manager.restore_or_init(trainer, iter(ds))
+        resume.restore_or_init(manager, trainer, iter(ds), ckpt_lib.run_fingerprint(hrm, family, spec.as_dict()))
     manager.close()

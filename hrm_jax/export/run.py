@@ -20,7 +20,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from hrm_jax import data as data_lib, hf, train
+from hrm_jax import hf, restore
 from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm
 
 FORMATS = {"hf": ("hrm_text", "transformer"), "gguf": ("hrm_text", "transformer"), "torch": ("hrm", "hrm_text")}
@@ -53,22 +53,23 @@ def output_path(config: ml_collections.ConfigDict, workdir: str) -> Path:
 
 
 def export_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> Path:
-    """Restore `workdir`'s latest checkpoint and write it as `config.export.format`; returns the output path."""
+    """Load `workdir`'s latest checkpoint for inference (weights only: `restore.load_for_inference`, no data or
+    training pipeline) and write it as `config.export.format`; returns the output path."""
     fmt, quant = config.export.format, config.export.quant
-    check_format(fmt, config.model.family, quant)
-    run, state = train.restore_trained(config, workdir)
-    model = run.trainer.model(jax.device_get(state))
+    check_format(fmt, config.model.family, quant)  # before any I/O
+    restored = restore.load_for_inference(restore.inference_source(workdir, config), config)
+    check_format(fmt, restored.family.name, quant)  # the family the checkpoint holds
+    model, tokenizer = restored.model, restored.tokenizer
     out = output_path(config, workdir)
     if jax.process_index() != 0:
         return out
-    if fmt == "torch" and run.trainer.family.name == "hrm":
-        torch_hrm.export_torch_hrm(model, out, batch_size=config.data.global_batch_size)
+    if fmt == "torch" and restored.family.name == "hrm":
+        torch_hrm.export_torch_hrm(model, out, batch_size=restored.config.data.global_batch_size)
     elif fmt == "torch":
         hf.save_pretrained(model, out)
     else:
-        from input_pipeline.tokenizer import SentencePieceTokenizer  # noqa: PLC0415
-
-        tokenizer = SentencePieceTokenizer.load(data_lib.tokenizer_path(config, workdir))
+        if tokenizer is None:
+            raise ExportError(f"export.format={fmt!r}: {workdir} has no tokenizer to embed")
         if fmt == "hf":
             hf_folder.export_hf_folder(model, tokenizer, out)
         else:
@@ -80,5 +81,5 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> Path:
                 gguf_writer.write_gguf(model, tokenizer, out, quant)
             summary = gguf_validate.validate_gguf(out)
             logging.info("GGUF %s: %d tensors %s", out, summary.tensor_count, summary.tensor_types)
-    logging.info("export: step %d of %s -> %s (%s)", int(jax.device_get(state.step)), workdir, out, fmt)
+    logging.info("export: step %d of %s -> %s (%s)", restored.step, workdir, out, fmt)
     return out

@@ -22,14 +22,7 @@ import jax.numpy as jnp
 from flax import nnx, struct
 
 from hrm_jax.model import layers
-
-
-class Buffer(nnx.Variable):
-    """Persistent, non-trainable state (the original's `nn.Buffer`): saved and loaded, never optimised."""
-
-
-class PuzzleEmbedding(nnx.Variable):
-    """The sparse puzzle-identifier table. Trained by sparse SignSGD, never by Adam, never EMA'd."""
+from hrm_jax.model.layers import Buffer, PuzzleEmbedding  # noqa: F401 (also importable from here)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +144,7 @@ class HRM(nnx.Module):
             e = (0.707106781 * e.astype(jnp.float32)).astype(dt)
         return (math.sqrt(cfg.hidden_size) * e.astype(jnp.float32)).astype(dt)
 
-    def attention_context(self, batch_size: int, segment_ids_BS: jax.Array | None,
-                          positions_BS: jax.Array | None):
+    def attention_context(self, segment_ids_BS: jax.Array | None, positions_BS: jax.Array | None):
         """RoPE tables and the attention mask shared by every call of a segment."""
         cfg, p = self.config, self.config.puzzle_emb_len
         if segment_ids_BS is not None and p > 0:
@@ -187,7 +179,7 @@ class HRM(nnx.Module):
         """
         cfg = self.config
         segment_ids = batch.get("segment_ids")
-        cos, sin, mask = self.attention_context(batch["inputs"].shape[0], segment_ids, batch.get("positions"))
+        cos, sin, mask = self.attention_context(segment_ids, batch.get("positions"))
         x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
         z_H, z_L = self.segment(carry.z_H, carry.z_L, x, cos, sin, mask)
 

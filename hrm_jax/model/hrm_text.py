@@ -21,7 +21,6 @@ import jax.numpy as jnp
 from flax import nnx
 
 from hrm_jax.model import layers
-from hrm_jax.model.hrm import Buffer
 
 # The transformers release whose HrmTextConfig keys `to_hf_dict` writes.
 TRANSFORMERS_VERSION = "5.23.0"
@@ -265,7 +264,7 @@ class HrmText(nnx.Module):
             z_L = jnp.zeros((d,), jnp.float32)
         else:
             z_L = fmod_normal_init(1.0)(rngs.params(), (d,)).astype(jnp.bfloat16).astype(jnp.float32)
-        self.z_L_init = Buffer(z_L, out_sharding=(None,), eager_sharding=False)
+        self.z_L_init = layers.Buffer(z_L, out_sharding=(None,), eager_sharding=False)
         self.lm_head = (None if cfg.tie_word_embeddings else
                         layers.Linear(d, cfg.vocab_size, axes=("embed", "vocab"), dtype=dtype, kernel_init=head_init,
                                       rngs=rngs))
@@ -325,10 +324,25 @@ class HrmText(nnx.Module):
                                      q_segment_ids=segment_ids_BS, kv_segment_ids=segment_ids_BS)
         return self.logits(self.hidden_states(input_ids_BS, positions_BS, mask))
 
-    def __call__(self, input_ids_BS: jax.Array, token_type_ids_BS: jax.Array | None = None,
-                 attention_mask_BS: jax.Array | None = None, position_ids_BS: jax.Array | None = None) -> jax.Array:
+    def __call__(self, input_ids_BS: jax.Array | None = None, token_type_ids_BS: jax.Array | None = None,
+                 attention_mask_BS: jax.Array | None = None, position_ids_BS: jax.Array | None = None, *,
+                 input_ids: jax.Array | None = None, attention_mask: jax.Array | None = None,
+                 token_type_ids: jax.Array | None = None, position_ids: jax.Array | None = None) -> jax.Array:
         """Logits [B, S, V] in the compute dtype. `attention_mask_BS`: 1 = real token, 0 = padding (keys only);
-        `position_ids_BS` default arange(S); `token_type_ids_BS` == 1 marks the bidirectional prefix."""
+        `position_ids_BS` default arange(S); `token_type_ids_BS` == 1 marks the bidirectional prefix.
+        transformers' keyword names (`input_ids`, `attention_mask`, `token_type_ids`, `position_ids`) are
+        accepted too, so code written for `HrmTextForCausalLM` runs unchanged."""
+        def pick(ours, theirs, name):
+            if ours is not None and theirs is not None:
+                raise TypeError(f"HrmText got both {name}_BS and {name}")
+            return theirs if ours is None else ours
+
+        input_ids_BS = pick(input_ids_BS, input_ids, "input_ids")
+        if input_ids_BS is None:
+            raise TypeError("HrmText needs input_ids")
+        attention_mask_BS = pick(attention_mask_BS, attention_mask, "attention_mask")
+        token_type_ids_BS = pick(token_type_ids_BS, token_type_ids, "token_type_ids")
+        position_ids_BS = pick(position_ids_BS, position_ids, "position_ids")
         s = input_ids_BS.shape[1]
         index_1S = jnp.arange(s, dtype=jnp.int32)[None]
         mask = self.attention_mask(index_1S, index_1S, kv_keep_BT=attention_mask_BS,

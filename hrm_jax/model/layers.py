@@ -26,6 +26,14 @@ Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 TRUNCATED_NORMAL_STD_AT_2 = 0.87962566103423978
 
 
+class Buffer(nnx.Variable):
+    """Persistent, non-trainable state (the original's `nn.Buffer`): saved and loaded, never optimised."""
+
+
+class PuzzleEmbedding(nnx.Variable):
+    """The sparse puzzle-identifier table. Trained by sparse SignSGD, never by Adam, never EMA'd."""
+
+
 def trunc_normal_init(std: float) -> Initializer:
     """The original's `trunc_normal_init_`: truncated to [-2s', 2s'] with s' = std / 0.8796, so the empirical
     std equals `std` (plain `jax.nn.initializers.truncated_normal(std)` would give 0.88 std)."""

@@ -153,8 +153,7 @@ class Transformer(nnx.Module):
         if self.config.causal:
             raise ValueError("the causal transformer has no ACT segments: use segment_logits / hrm_jax.generate")
         cfg = self.config
-        cos, sin, mask = self.attention_context(batch["inputs"].shape[0], batch.get("segment_ids"),
-                                                batch.get("positions"))
+        cos, sin, mask = self.attention_context(batch.get("segment_ids"), batch.get("positions"))
         x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
         z_H = self.layers(carry.z_H + x, cos, sin, mask)  # input injection once, then the blocks
         logits = layers.shard_activation(self.lm_head(z_H)[:, cfg.puzzle_emb_len:], layers.ACT_BSV)
