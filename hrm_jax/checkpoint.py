@@ -5,7 +5,8 @@ Resume-or-init order (`CheckpointManager.restore_or_init`):
      tokenizer fingerprint); a checkpoint from another config is refused with an error naming the fields;
      a checkpoint that fails to restore (truncated, partial) is skipped with a warning for the previous one;
   2. else `config.init_from`: parameters (and buffers, puzzle table) from another run's checkpoint, fresh
-     optimiser, carry and data position;
+     optimiser, carry and data position; a puzzle table stored for another number of puzzles is reset to its mean
+     row (TRM's load_checkpoint: fine-tuning on new puzzles);
   3. else a fresh init.
 Saving is asynchronous; retention keeps the latest N plus every K-th step (`preservation_policy`).
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import grain
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
@@ -59,6 +61,16 @@ def _with_params(fresh, params, buffers, puzzle_emb=None):
     ema = jax.tree.map(lambda p: p.copy(), params) if jax.tree.leaves(fresh.ema_params) else fresh.ema_params
     return fresh.replace(params=params, buffers=buffers, ema_params=ema,
                          puzzle_emb=fresh.puzzle_emb if puzzle_emb is None else puzzle_emb)
+
+
+def _mean_row_table(table, target, shardings):
+    """Every row of this run's table set to the mean row of the loaded one (the original TRM's reset when a
+    checkpoint's puzzle embedding has another shape)."""
+    def one(loaded, like, sharding):
+        mean = jnp.mean(jnp.asarray(loaded, jnp.float32), axis=0, keepdims=True)
+        return jax.device_put(jnp.broadcast_to(mean, like.shape).astype(like.dtype), sharding)
+
+    return jax.tree.map(one, table, target, shardings)
 
 
 class CheckpointManager:
@@ -127,7 +139,18 @@ class CheckpointManager:
         if step is None:
             raise FileNotFoundError(f"config.init_from: no checkpoint found under {path}")
         target = abstract_with_shardings(trainer.abstract_state, trainer.state_shardings)
-        partial = {"params": target.params, "puzzle_emb": target.puzzle_emb, "buffers": target.buffers}
+        table_target, saved_ids = target.puzzle_emb, None
+        try:
+            meta = source.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            saved_ids = (meta.get("model") or {}).get("num_puzzle_identifiers")
+        except Exception:  # noqa: BLE001 (no readable metadata: restore as this run's shapes)
+            meta = {}
+        ours_ids = getattr(trainer.family.model_config, "num_puzzle_identifiers", None)
+        reset_table = bool(jax.tree.leaves(table_target)) and saved_ids is not None and saved_ids != ours_ids
+        if reset_table:  # the stored table has another number of puzzles: restore it as stored, then reset
+            table_target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((saved_ids, *a.shape[1:]), a.dtype,
+                                                                       sharding=a.sharding), table_target)
+        partial = {"params": target.params, "puzzle_emb": table_target, "buffers": target.buffers}
         try:
             restored = source.restore(step, args=ocp.args.Composite(
                 state=ocp.args.PyTreeRestore(item=partial, partial_restore=True)))["state"]
@@ -135,8 +158,14 @@ class CheckpointManager:
             raise IncompatibleCheckpointError(f"config.init_from {path} (step {step}) does not fit this model: {e}")
         finally:
             source.close()
+        table = restored["puzzle_emb"]
+        if reset_table:
+            table = _mean_row_table(table, target.puzzle_emb, trainer.state_shardings.puzzle_emb)
+            logging.warning("config.init_from %s: its puzzle table has %d identifiers, this run %d: every row "
+                            "reset to the mean row (TRM's load_checkpoint, for fine-tuning on new puzzles)",
+                            path, saved_ids, ours_ids)
         logging.info("initialised parameters from %s (step %d)", path, step)
-        return _with_params(fresh, restored["params"], restored["buffers"], restored["puzzle_emb"])
+        return _with_params(fresh, restored["params"], restored["buffers"], table)
 
     def _init_from_hf(self, path: str, trainer, fresh):
         """A transformers HRM-Text folder: its config must be the run's model (shapes, cycles, vocabulary)."""

@@ -15,9 +15,15 @@ import ml_collections
 
 from hrm_jax.model.hrm import HRMConfig
 from hrm_jax.model.hrm_text import HrmTextConfig, preset as hrm_text_preset
+from hrm_jax.model.trm import TRMConfig
 
 MODES = ("train", "eval", "export")
-FAMILIES = ("hrm", "hrm_text")
+FAMILIES = ("hrm", "hrm_text", "trm")
+PUZZLE_FAMILIES = ("hrm", "trm")  # families with ACT and puzzle batches (and a causal form for code)
+# TRM's own fields (config node `model.trm`); forward_dtype and attention_impl are shared `model.*` fields.
+TRM_FIELDS = ("H_cycles", "L_cycles", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
+              "puzzle_emb_ndim", "puzzle_emb_len", "mlp_t", "no_ACT_continue", "halt_max_steps",
+              "halt_exploration_prob", "rms_norm_eps", "rope_theta", "causal", "generation_segments")
 CODE_DATA_KINDS = ("python_corpus", "mbpp")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
 # HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
@@ -47,6 +53,26 @@ def base_config() -> ml_collections.ConfigDict:
         ("hidden_size", int), ("intermediate_size", int), ("num_layers_per_stack", int),
         ("num_attention_heads", int), ("head_dim", int), ("H_cycles", int), ("L_cycles", int),
         ("L_bp_cycles", tuple), ("prefix_lm", bool), ("tie_word_embeddings", bool), ("rms_norm_eps", float))})
+
+    # TRM (family "trm"): config/arch/trm.yaml's values; vocab/seq/identifiers come from the data.
+    c.model.trm = ml_collections.ConfigDict()
+    c.model.trm.H_cycles = 3  # T
+    c.model.trm.L_cycles = 6  # n
+    c.model.trm.L_layers = 2
+    c.model.trm.hidden_size = 512
+    c.model.trm.expansion = 4.0
+    c.model.trm.num_heads = 8
+    c.model.trm.pos_encodings = "rope"  # rope | learned | none (mlp_t: none)
+    c.model.trm.puzzle_emb_ndim = 512
+    c.model.trm.puzzle_emb_len = 16  # leading positions for the puzzle vector (zero-filled after it)
+    c.model.trm.mlp_t = False  # the MLP-mixer variant: a SwiGLU along the sequence instead of attention
+    c.model.trm.no_ACT_continue = True  # halt when q_halt > 0; no Q-continue target, no second forward
+    c.model.trm.halt_max_steps = 16
+    c.model.trm.halt_exploration_prob = 0.1
+    c.model.trm.rms_norm_eps = 1e-5
+    c.model.trm.rope_theta = 10000.0
+    c.model.trm.causal = False  # True: a causal LM for code data
+    c.model.trm.generation_segments = 0  # causal generation: segments per token (0 = halt_max_steps)
 
     c.data = ml_collections.ConfigDict()
     # puzzle: the original HRM on-disk format; synthetic: a generated sorting task; python_corpus: the embedded
@@ -138,13 +164,23 @@ def _require(cond: bool, field: str, message: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
-    _require(config.model.family in FAMILIES, "model.family", f"{config.model.family!r} is not one of {FAMILIES}")
+    _require(config.model.family in FAMILIES, "model.family",
+             f"unknown model family {config.model.family!r}; expected one of {FAMILIES}")
     _require(config.data.kind in DATA_KINDS, "data.kind", f"{config.data.kind!r} is not one of {DATA_KINDS}")
     _require(config.data.kind != "puzzle" or bool(config.data.path or config.data.generate), "data.path",
              "a puzzle dataset folder is needed (or data.generate='sudoku'|'maze')")
     code = config.data.kind in CODE_DATA_KINDS
-    _require(code or config.model.family == "hrm", "model.family",
+    _require(code or config.model.family in PUZZLE_FAMILIES, "model.family",
              f"{config.model.family!r} is a language model: it needs code data (data.kind in {CODE_DATA_KINDS})")
+    if config.model.family == "trm":
+        t = config.model.trm
+        _require(not (t.mlp_t and t.pos_encodings == "rope"), "model.trm.pos_encodings",
+                 "mlp_t replaces attention, so there is nothing for RoPE to rotate: use 'none' (the original's "
+                 "MLP setting) or 'learned'")
+        _require(not (code and t.puzzle_emb_ndim), "model.trm.puzzle_emb_ndim",
+                 "must be 0 for code data (there are no puzzle identifiers)")
+        _require(not (code and not t.causal), "model.trm.causal", "code data trains a causal LM: set it True")
+        _require(not (t.causal and t.mlp_t), "model.trm.mlp_t", "mixes every position: it cannot be causal")
     _require(not (code and config.model.family == "hrm" and config.model.puzzle_emb_ndim),
              "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
     _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
@@ -167,6 +203,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     try:
         if config.model.family == "hrm":
             hrm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
+        elif config.model.family == "trm":
+            trm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
         else:
             hrm_text_config(config, {"vocab_size": 2, "seq_len": 1})
     except (ValueError, KeyError) as e:
@@ -181,6 +219,16 @@ def hrm_config(config: ml_collections.ConfigDict, data_meta: dict) -> HRMConfig:
     values.update(vocab_size=int(data_meta["vocab_size"]), seq_len=int(data_meta["seq_len"]),
                   num_puzzle_identifiers=int(data_meta["num_puzzle_identifiers"]))
     return HRMConfig(**values)
+
+
+def trm_config(config: ml_collections.ConfigDict, data_meta: dict) -> TRMConfig:
+    """The TRM config from `model.trm`, the shared `model.forward_dtype` / `model.attention_impl`, and the dataset's
+    vocab_size / seq_len / num_puzzle_identifiers."""
+    t = config.model.trm
+    return TRMConfig(**{k: t[k] for k in TRM_FIELDS}, forward_dtype=config.model.forward_dtype,
+                     attention_impl=config.model.attention_impl or None, vocab_size=int(data_meta["vocab_size"]),
+                     seq_len=int(data_meta["seq_len"]),
+                     num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)))
 
 
 def hrm_text_config(config: ml_collections.ConfigDict, data_meta: dict) -> HrmTextConfig:

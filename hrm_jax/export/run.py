@@ -3,6 +3,7 @@
     hf     HRM-Text: a transformers folder with the tokenizer (`hf_folder`)
     gguf   HRM-Text: one GGUF file for llama.cpp, weights as `config.export.quant` (f32|f16|q8_0|q4_0)
     torch  puzzle HRM: safetensors + config.json in the original sapientinc/HRM names (`torch_hrm`);
+           puzzle TRM: the same in the original TinyRecursiveModels names (`torch_trm`);
            HRM-Text: the transformers folder's weights and config (no tokenizer)
 
 into `config.export.out` (default <workdir>/export/<format>; for gguf a `.gguf` path or a folder to put
@@ -19,9 +20,9 @@ import ml_collections
 from absl import logging
 
 from hrm_jax import data as data_lib, hf, train
-from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm
+from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm, torch_trm
 
-FORMATS = {"hf": ("hrm_text",), "gguf": ("hrm_text",), "torch": ("hrm", "hrm_text")}
+FORMATS = {"hf": ("hrm_text",), "gguf": ("hrm_text",), "torch": ("hrm", "hrm_text", "trm")}
 
 
 class ExportError(ValueError):
@@ -33,6 +34,7 @@ def check_format(fmt: str, family: str, quant: str) -> None:
         raise ExportError(f"config.export.format={fmt!r} is not one of {sorted(FORMATS)}")
     if family not in FORMATS[fmt]:
         hint = {"hrm": "use export.format=torch for the puzzle HRM",
+                "trm": "use export.format=torch (no runtime has a TRM architecture; the original's state_dict)",
                 "hrm_text": "use export.format=hf, gguf or torch"}[family]
         raise ExportError(f"config.export.format={fmt!r} does not fit model.family={family!r} "
                           f"(it takes {', '.join(FORMATS[fmt])}); {hint}")
@@ -59,6 +61,8 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> Path:
         return out
     if fmt == "torch" and run.trainer.family.name == "hrm":
         torch_hrm.export_torch_hrm(model, out, batch_size=config.data.global_batch_size)
+    elif fmt == "torch" and run.trainer.family.name == "trm":
+        torch_trm.export_torch_trm(model, out, batch_size=config.data.global_batch_size)
     elif fmt == "torch":
         hf.save_pretrained(model, out)
     else:

@@ -234,14 +234,16 @@ def swiglu_intermediate_size(hidden_size: int, expansion: float) -> int:
 
 
 class SwiGLU(nnx.Module):
-    """down(silu(gate(x)) * up(x)) with one fused gate|up kernel (D, 2, I)."""
+    """down(silu(gate(x)) * up(x)) with one fused gate|up kernel (D, 2, I). `feature_axis` is the logical name of
+    the input/output features ("seq" for TRM's token MLP, whose features are the sequence positions)."""
 
     def __init__(self, hidden_size: int, intermediate_size: int, *, dtype=jnp.float32,
-                 kernel_init: Initializer | None = None, down_init: Initializer | None = None, rngs: nnx.Rngs):
+                 kernel_init: Initializer | None = None, down_init: Initializer | None = None,
+                 feature_axis: str = "embed", rngs: nnx.Rngs):
         self.dtype = dtype
-        self.gate_up_proj = Linear(hidden_size, (2, intermediate_size), axes=("embed", None, "mlp"), dtype=dtype,
+        self.gate_up_proj = Linear(hidden_size, (2, intermediate_size), axes=(feature_axis, None, "mlp"), dtype=dtype,
                                    kernel_init=kernel_init, rngs=rngs)
-        self.down_proj = Linear(intermediate_size, hidden_size, axes=("mlp", "embed"), dtype=dtype,
+        self.down_proj = Linear(intermediate_size, hidden_size, axes=("mlp", feature_axis), dtype=dtype,
                                 kernel_init=down_init or kernel_init, rngs=rngs)
 
     def __call__(self, x_BSD: jax.Array) -> jax.Array:
@@ -271,7 +273,7 @@ class Block(nnx.Module):
                 raise ValueError("token_mlp (TRM's mlp_t) is a post-norm sub-layer; pre_norm=True is not supported")
             self.self_attn = None
             self.mlp_t = SwiGLU(token_mlp[0], token_mlp[1], dtype=dtype, kernel_init=kernel_init,
-                                down_init=down_init, rngs=rngs)
+                                down_init=down_init, feature_axis="seq", rngs=rngs)
         else:
             self.mlp_t = None
             self.self_attn = Attention(hidden_size, num_heads, head_dim, gated=gated_attention,
