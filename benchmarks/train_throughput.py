@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seq_len", type=int, default=None)
     p.add_argument("--vocab", type=int, default=None)
     p.add_argument("--dtype", default=None, help="compute dtype override (bfloat16, float32)")
-    p.add_argument("--family", default=None, help="model.family override (hrm, hrm_text)")
+    p.add_argument("--family", default=None, help="model.family override (hrm, hrm_text, trm)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--mesh", default="-1,1,1")

@@ -19,7 +19,9 @@ import copy
 import functools
 import importlib.util
 import json
+import os
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -173,3 +175,35 @@ def test_training_steps_match_the_original(name):
     d_ema = max(float(np.abs(ours_ema[k] - final_ema[k]).max()) for k in final_ema)
     print(f"[{name}] parameters after {META['act_steps']} AdamATan2/SignSGD steps: {d_params:.2e}; EMA: {d_ema:.2e}")
     assert d_params <= 1e-6 and d_ema <= 1e-6, (d_params, d_ema)
+
+
+@pytest.mark.skipif(not os.environ.get("TRM_ORIGINAL_SRC"), reason="set TRM_ORIGINAL_SRC to a TinyRecursiveModels "
+                    "checkout to load the export into the original class itself")
+def test_exported_state_dict_loads_strictly_into_the_original_with_equal_logits(tmp_path):
+    """hrm_jax.export.torch_trm -> TinyRecursiveReasoningModel_ACTV1(config.json) with load_state_dict(strict=True),
+    then the original's eval-mode logits equal ours (mlp_t and attention)."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    from hrm_jax.export import torch_trm  # noqa: PLC0415
+
+    sys.path.insert(0, os.environ["TRM_ORIGINAL_SRC"])
+    from models import losses as orig_losses  # noqa: PLC0415
+    from models.recursive_reasoning import trm as orig_trm  # noqa: PLC0415
+
+    for name in ("att_rope_puzzle", "mlpt_puzzle"):
+        cfg = trm_config(META["variants"][name]["config"])
+        model = TRM(cfg, rngs=nnx.Rngs(3))
+        model.puzzle_emb[...] = jax.random.normal(jax.random.key(4), model.puzzle_emb[...].shape)
+        folder = torch_trm.export_torch_trm(model, tmp_path / name, batch_size=6)
+        original = orig_losses.ACTLossHead(orig_trm.TinyRecursiveReasoningModel_ACTV1(
+            json.loads((folder / "config.json").read_text())), "stablemax_cross_entropy")
+        original.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
+        original.eval()
+        d = make_golden.step_data(0, 0, cfg.halt_max_steps)
+        batch = {k: torch.from_numpy(d[k]) for k in ("inputs", "labels", "puzzle_identifiers")}
+        with torch.no_grad():
+            _, _, _, outputs, _ = original(return_keys=["logits"], carry=original.initial_carry(batch), batch=batch)
+        jb = {k: jnp.asarray(v.numpy()) for k, v in batch.items()}
+        _, ours = act.act_step(model, act.initial_carry(model, jb), jb, training=False)
+        np.testing.assert_allclose(np.asarray(ours["logits"]), outputs["logits"].numpy(), atol=1e-4)
