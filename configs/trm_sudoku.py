@@ -6,7 +6,8 @@ the default variant is its `pretrain_mlp_t_sudoku` run (mlp_t, pos_encodings non
 
     python -m input_pipeline.puzzles.sudoku --out data/sudoku-1k --num-train 1000 --num-test 1000 --num-aug 1000
     python -m hrm_jax.main --config=configs/trm_sudoku.py --workdir=runs/trm_sudoku --config.data.path=data/sudoku-1k
-    python -m hrm_jax.main --config=configs/trm_sudoku.py:att --workdir=runs/trm_sudoku_att --config.data.path=data/sudoku-1k
+    python -m hrm_jax.main --config=configs/trm_sudoku.py:att --workdir=runs/trm_sudoku_att \
+        --config.data.path=data/sudoku-1k
     python -m hrm_jax.main --config=configs/trm_sudoku.py:tiny --workdir=/tmp/trm_sudoku_tiny   # 2-core CPU, minutes
 
 Total steps as the original counts them: epochs x groups x mean examples per group / global batch = 50000 x 1000 /

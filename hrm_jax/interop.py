@@ -1,7 +1,8 @@
 """The original HRM's and TRM's PyTorch state_dicts <-> our parameters, both ways, over numpy arrays.
 
 Keys are the original's (`models/hrm/hrm_act_v1.py`; TRM: `models/recursive_reasoning/trm.py`, whose one network is
-`L_level`, with `mlp_t` in place of `self_attn` in the MLP-mixer variant), with any of the prefixes `_orig_mod.` (torch.compile),
+`L_level`, with `mlp_t` in place of `self_attn` in the MLP-mixer variant), with any of the prefixes
+`_orig_mod.` (torch.compile),
 `model.` (ACTLossHead) and `inner.` (the ACT wrapper) in front. Every CastedLinear weight is (out, in); ours are
 (in, *out_shape), so kernels are transposed and the fused projections reshaped:
   qkv_proj (3*N*H, D) -> (D, 3, N, H);  gate_up_proj (2*I, D) -> (D, 2, I);  o_proj (D, N*H) -> (N*H, D).

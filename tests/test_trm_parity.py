@@ -8,11 +8,13 @@ attention and mlp_t, puzzle embedding on and off. Checked at every step: logits 
 loss (<= 1e-5 relative), the integer metrics, halting and steps (identical), every gradient, puzzle table included
 (<= 1e-4 of its tensor's largest gradient); after the last step: the parameters after AdamATan2 / SignSGD and the EMA
 shadow. Each step starts from the original's recurrent carry (z_H, z_L) of the step before (halting, steps and slot
-resets stay ours): a slot carried over k segments has gone through 2 k H_cycles (L_cycles + 1) L_layers blocks, and
-with random weights fp32 rounding differences grow about 5x per segment (measured: logits 1e-6 after one segment,
+resets stay ours): a slot carried over k segments has gone through k x H_cycles x (L_cycles + 1) x L_layers blocks,
+and with random weights fp32 rounding differences grow about 5x per segment (measured: logits 1e-6 after one segment,
 4e-4 after four), so a free-running comparison would measure that conditioning, not the model; the carry drift of
-one segment is reported and bounded like the logits. Both optimisers are fed the original's gradients (as tests/test_original_parity.py does: AdamATan2 is
-scale-invariant, so noise-level gradient elements would otherwise give opposite full-size updates).
+one segment is reported and bounded like the logits. Both optimisers are fed the original's gradients (as
+tests/test_original_parity.py does: AdamATan2 is scale-invariant, so noise-level gradient elements would otherwise
+give opposite full-size updates). With TRM_ORIGINAL_SRC pointing at a checkout, the export is also loaded into the
+original class itself (strict) and compared by logits.
 """
 
 import copy

@@ -4,7 +4,8 @@ Runs the original's own model, loss head, sparse SignSGD, EMA helper, and the ad
 CUDA-only; its reference formula is below) in fp32 on CPU, over ACT_STEPS training steps of four tiny variants
 (attention and mlp_t, puzzle embedding on and off), with seeded weights, batches and exploration draws, and writes
 what the original computed (logits, q values, loss, metrics, halting, steps, the recurrent carry, every gradient,
-the parameters and the EMA shadow after the optimiser steps) into one compressed .npz. The original's source is never committed here.
+the parameters and the EMA shadow after the optimiser steps) into one compressed .npz. The original's source is
+never committed here.
 Regenerate with one command, from the pinned commit:
 
     git clone https://github.com/SamsungSAILMontreal/TinyRecursiveModels /tmp/TRM
