@@ -145,6 +145,11 @@ class CheckpointManager:
             saved_ids = (meta.get("model") or {}).get("num_puzzle_identifiers")
         except Exception:  # noqa: BLE001 (no readable metadata: restore as this run's shapes)
             meta = {}
+        if meta.get("model_family", trainer.family.name) != trainer.family.name:
+            source.close()
+            raise IncompatibleCheckpointError(
+                f"config.init_from {path} (step {step}) holds a {meta['model_family']!r} model; this run is "
+                f"model.family={trainer.family.name!r}")
         ours_ids = getattr(trainer.family.model_config, "num_puzzle_identifiers", None)
         reset_table = bool(jax.tree.leaves(table_target)) and saved_ids is not None and saved_ids != ours_ids
         if reset_table:  # the stored table has another number of puzzles: restore it as stored, then reset

@@ -206,6 +206,12 @@ def test_resume_is_exact_and_another_familys_checkpoint_is_refused(tmp_path):
     with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="model_family: checkpoint 'trm' vs this run 'hrm'"):
         manager.restore_or_init(hrm_trainer, iter(ds))
     manager.close()
+    hrm_config.init_from = str(tmp_path)  # init_from too: HRM's L_level would otherwise fit TRM's by shape
+    manager = ckpt_lib.CheckpointManager(tmp_path / "other", hrm_config, hrm_family, spec.as_dict())
+    with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="holds a 'trm' model; this run is "
+                       "model.family='hrm'"):
+        manager.restore_or_init(hrm_trainer, iter(ds))
+    manager.close()
 
 
 def test_init_from_a_table_of_other_puzzles_resets_it_to_the_mean_row(tmp_path):
