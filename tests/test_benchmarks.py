@@ -14,3 +14,13 @@ def test_train_throughput_smoke(tmp_path):
     assert out["loss_finite"] and out["step_s_median"] > 0 and out["compile_s"] > 0
     assert math.isclose(out["tokens_per_s"], 16 * 16 / out["step_s_median"], rel_tol=1e-6)
     assert out["tflops_per_step"] > 0 and (tmp_path / "r.json").exists()
+
+
+def test_train_throughput_side_by_side_families(capsys):
+    out = train_throughput.main(["--config=configs/synthetic.py:tiny", "--steps=1", "--warmup=0",
+                                 "--family=hrm,transformer:flops"])
+    assert [r["family"] for r in out] == ["hrm", "transformer:flops"]
+    assert all(r["loss_finite"] and r["step_s_median"] > 0 for r in out)
+    assert "equal flops" in out[1]["sizing"]
+    table = capsys.readouterr().out.split("configs/synthetic.py:tiny, batch 16 x seq 16")[1]
+    assert "hrm " in table and "transformer:flops" in table and "x first" in table
