@@ -188,7 +188,7 @@ def _require(cond: bool, field: str, message: str) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
     _require(config.model.family in FAMILIES, "model.family",
-             f"unknown model family {config.model.family!r}; expected one of {FAMILIES}")
+             f"{config.model.family!r} is not one of {FAMILIES} (an unknown model family)")
     _require(config.data.kind in DATA_KINDS, "data.kind", f"{config.data.kind!r} is not one of {DATA_KINDS}")
     _require(config.data.kind != "puzzle" or bool(config.data.path or config.data.generate), "data.path",
              "a puzzle dataset folder is needed (or data.generate='sudoku'|'maze')")
