@@ -88,7 +88,7 @@ def _parse_args(argv):
     p.add_argument("--vocab", type=int, default=None)
     p.add_argument("--dtype", default=None, help="compute dtype override (bfloat16, float32)")
     p.add_argument("--family", default=None,
-                   help="model.family override; a comma list measures each side by side (hrm, hrm_text, "
+                   help="model.family override; a comma list measures each side by side (hrm, hrm_text, trm, "
                         "transformer, transformer:params, transformer:flops)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)

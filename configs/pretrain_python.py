@@ -5,7 +5,9 @@
 
 The model is HRM-Text (`model.family=hrm_text`, preset code-30m, prefix-LM off so every runtime computes what was
 trained); `--config.model.family=hrm --config.model.causal=True --config.model.puzzle_emb_ndim=0` trains the causal
-HRM instead; `--config.model.family=transformer` the llama-shaped transformer baseline sized to HRM-Text. The tokenizer (<workdir>/tokenizer/code.model) and the corpus (<workdir>/python_corpus) are built on the
+HRM instead; `--config.model.family=trm` a causal TRM (`model.trm`); `--config.model.family=transformer` the
+llama-shaped transformer baseline sized to HRM-Text. The tokenizer (<workdir>/tokenizer/code.model) and the corpus
+(<workdir>/python_corpus) are built on the
 first run unless `data.tokenizer` / `data.path` point at existing ones.
 """
 
@@ -21,6 +23,11 @@ def get_config(variant: str = "default"):
     c.model.loss_type = "softmax_cross_entropy"
     c.model.puzzle_emb_ndim = 0
     c.model.causal = True
+    # --config.model.family=trm: TRM as a causal LM (hidden 512, 8 heads, 2 layers, T = n = 2, 2 segments).
+    c.model.trm.causal = True
+    c.model.trm.puzzle_emb_ndim = 0
+    c.model.trm.H_cycles = c.model.trm.L_cycles = 2
+    c.model.trm.halt_max_steps = 2
     c.data.seq_len = 1024
     c.data.global_batch_size = 64
     c.optim.lr = 3e-4
@@ -53,6 +60,7 @@ def shrink_to_tiny(c):
     c.model.num_heads = 2
     c.model.H_layers = c.model.L_layers = 1
     c.model.halt_max_steps = 2
+    c.model.trm.hidden_size, c.model.trm.num_heads, c.model.trm.L_layers = 64, 2, 1  # causal TRM alternative
     c.data.tokenizer_vocab_size = 1024
     c.data.tokenizer_sample_files = 60
     c.data.corpus_stdlib_subdirs = ("json", "email", "logging", "importlib", "urllib")

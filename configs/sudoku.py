@@ -9,6 +9,8 @@ eval_interval 2000, lr 1e-4, puzzle_emb_lr 1e-4, weight_decay 1.0, puzzle_emb_we
 
 The original's total steps: int(epochs * total_groups * mean_puzzle_examples / global_batch) = 26,041 for 1k
 groups x 1001 puzzles. `:tiny` generates a small dataset into its workdir and trains a small model briefly.
+`--config.model.family=trm` trains TRM (`model.trm`, config/arch/trm.yaml's values) on the same recipe;
+configs/trm_sudoku.py is TRM's own recipe.
 """
 
 from hrm_jax.config import base_config
@@ -44,6 +46,10 @@ def get_config(variant: str = "default"):
         c.model.puzzle_emb_ndim = 64
         c.model.halt_max_steps = 4
         c.model.forward_dtype = "float32"
+        t = c.model.trm  # --config.model.family=trm: a TRM of the same small size
+        t.hidden_size, t.num_heads, t.L_layers, t.H_cycles, t.L_cycles = 64, 2, 2, 2, 2
+        t.puzzle_emb_ndim = 64
+        t.halt_max_steps = 4
         c.optim.lr = 1e-3
         c.optim.puzzle_emb_lr = 1e-2
         c.optim.weight_decay = c.optim.puzzle_emb_weight_decay = 0.1

@@ -1,4 +1,4 @@
-"""Puzzle evaluation of an HRM run: exact accuracy on the test split with ACT early halting (adaptive) and with
+"""Puzzle evaluation of an HRM or TRM run: exact accuracy on the test split with ACT early halting (adaptive) and with
 the fixed halt_max_steps segments, and the mean number of segments used.
 
     python -m evals.puzzles --workdir=runs/sudoku --config=configs/sudoku.py [--max_batches=N] [--out=FILE]
@@ -16,8 +16,8 @@ def evaluate_puzzles(config, workdir: str, max_batches: int = 0) -> dict:
     """{"adaptive": {...}, "fixed": {...}, "step": ...}, each with exact_accuracy, accuracy (per token),
     mean_segments and count, over the test split (the first `max_batches` batches when > 0). The model is
     loaded for inference (`restore.load_for_inference`) and evaluated by the one eval loop (`evaluation`)."""
-    if config.model.family != "hrm" or config.data.kind != "puzzle":
-        raise ValueError(f"evals.puzzles needs model.family='hrm' and data.kind='puzzle'; got "
+    if config.model.family not in ("hrm", "trm") or config.data.kind != "puzzle":
+        raise ValueError(f"evals.puzzles needs model.family 'hrm' or 'trm' and data.kind='puzzle'; got "
                          f"{config.model.family!r} and {config.data.kind!r}")
     restored = restore.load_for_inference(restore.inference_source(workdir, config), config)
     run_config = restored.config

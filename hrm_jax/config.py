@@ -19,12 +19,17 @@ from hrm_jax.model.hrm import HRMConfig
 from hrm_jax.model.hrm_text import HrmTextConfig, preset as hrm_text_preset
 from hrm_jax.model.hrm_text import num_params as hrm_text_num_params
 from hrm_jax.model.transformer import TransformerConfig
+from hrm_jax.model.trm import TRMConfig
 from hrm_jax.sizing import (SIZE_BY, SizeReference, hrm_forward_flops_per_token, hrm_num_params,
                             hrm_text_forward_flops_per_token, size_transformer)
 
 MODES = ("train", "eval", "export")
-FAMILIES = ("hrm", "hrm_text", "transformer")
-PUZZLE_FAMILIES = ("hrm", "transformer")  # families that also train on puzzle / synthetic batches
+FAMILIES = ("hrm", "hrm_text", "trm", "transformer")
+PUZZLE_FAMILIES = ("hrm", "trm", "transformer")  # families that also train on puzzle / synthetic batches
+# TRM's own fields (config node `model.trm`); forward_dtype and attention_impl are shared `model.*` fields.
+TRM_FIELDS = ("H_cycles", "L_cycles", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
+              "puzzle_emb_ndim", "puzzle_emb_len", "mlp_t", "no_ACT_continue", "halt_max_steps",
+              "halt_exploration_prob", "rms_norm_eps", "rope_theta", "causal", "generation_segments")
 CODE_DATA_KINDS = ("python_corpus", "mbpp")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
 # HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
@@ -71,6 +76,26 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.transformer.intermediate_size = 0  # 0 = the reference's MLP width when the width is, else SwiGLU x4
     c.model.transformer.norm = "auto"  # auto: pre-norm for the causal LM (llama), post-norm on puzzles (TRM)
     c.model.transformer.halt_max_steps = 1  # puzzles: ACT segments; 1 = a single segment (no ACT)
+
+    # TRM (family "trm"): config/arch/trm.yaml's values; vocab/seq/identifiers come from the data.
+    c.model.trm = ml_collections.ConfigDict()
+    c.model.trm.H_cycles = 3  # T
+    c.model.trm.L_cycles = 6  # n
+    c.model.trm.L_layers = 2
+    c.model.trm.hidden_size = 512
+    c.model.trm.expansion = 4.0
+    c.model.trm.num_heads = 8
+    c.model.trm.pos_encodings = "rope"  # rope | learned | none (mlp_t: none)
+    c.model.trm.puzzle_emb_ndim = 512
+    c.model.trm.puzzle_emb_len = 16  # leading positions for the puzzle vector (zero-filled after it)
+    c.model.trm.mlp_t = False  # the MLP-mixer variant: a SwiGLU along the sequence instead of attention
+    c.model.trm.no_ACT_continue = True  # halt when q_halt > 0; no Q-continue target, no second forward
+    c.model.trm.halt_max_steps = 16
+    c.model.trm.halt_exploration_prob = 0.1
+    c.model.trm.rms_norm_eps = 1e-5
+    c.model.trm.rope_theta = 10000.0
+    c.model.trm.causal = False  # True: a causal LM for code data
+    c.model.trm.generation_segments = 0  # causal generation: segments per token (0 = halt_max_steps)
 
     c.data = ml_collections.ConfigDict()
     # puzzle: the original HRM on-disk format; synthetic: a generated sorting task; python_corpus: the embedded
@@ -162,13 +187,23 @@ def _require(cond: bool, field: str, message: str) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
-    _require(config.model.family in FAMILIES, "model.family", f"{config.model.family!r} is not one of {FAMILIES}")
+    _require(config.model.family in FAMILIES, "model.family",
+             f"{config.model.family!r} is not one of {FAMILIES} (an unknown model family)")
     _require(config.data.kind in DATA_KINDS, "data.kind", f"{config.data.kind!r} is not one of {DATA_KINDS}")
     _require(config.data.kind != "puzzle" or bool(config.data.path or config.data.generate), "data.path",
              "a puzzle dataset folder is needed (or data.generate='sudoku'|'maze')")
     code = config.data.kind in CODE_DATA_KINDS
     _require(code or config.model.family in PUZZLE_FAMILIES, "model.family",
              f"{config.model.family!r} is a language model: it needs code data (data.kind in {CODE_DATA_KINDS})")
+    if config.model.family == "trm":
+        t = config.model.trm
+        _require(not (t.mlp_t and t.pos_encodings == "rope"), "model.trm.pos_encodings",
+                 "mlp_t replaces attention, so there is nothing for RoPE to rotate: use 'none' (the original's "
+                 "MLP setting) or 'learned'")
+        _require(not (code and t.puzzle_emb_ndim), "model.trm.puzzle_emb_ndim",
+                 "must be 0 for code data (there are no puzzle identifiers)")
+        _require(not (code and not t.causal), "model.trm.causal", "code data trains a causal LM: set it True")
+        _require(not (t.causal and t.mlp_t), "model.trm.mlp_t", "mixes every position: it cannot be causal")
     _require(not (code and config.model.family == "hrm" and config.model.puzzle_emb_ndim),
              "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
     _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
@@ -204,6 +239,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     try:
         if config.model.family == "hrm":
             hrm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
+        elif config.model.family == "trm":
+            trm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
         elif config.model.family == "transformer":
             transformer_config(config, {"vocab_size": 2, "seq_len": 2, "num_puzzle_identifiers": 1})
         else:
@@ -220,6 +257,16 @@ def hrm_config(config: ml_collections.ConfigDict, data_meta: dict) -> HRMConfig:
     values.update(vocab_size=int(data_meta["vocab_size"]), seq_len=int(data_meta["seq_len"]),
                   num_puzzle_identifiers=int(data_meta["num_puzzle_identifiers"]))
     return HRMConfig(**values)
+
+
+def trm_config(config: ml_collections.ConfigDict, data_meta: dict) -> TRMConfig:
+    """The TRM config from `model.trm`, the shared `model.forward_dtype` / `model.attention_impl`, and the dataset's
+    vocab_size / seq_len / num_puzzle_identifiers."""
+    t = config.model.trm
+    return TRMConfig(**{k: t[k] for k in TRM_FIELDS}, forward_dtype=config.model.forward_dtype,
+                     attention_impl=config.model.attention_impl or None, vocab_size=int(data_meta["vocab_size"]),
+                     seq_len=int(data_meta["seq_len"]),
+                     num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)))
 
 
 def hrm_text_config(config: ml_collections.ConfigDict, data_meta: dict) -> HrmTextConfig:

@@ -7,6 +7,8 @@ questions. Families:
     loss_mask) train it as a causal LM with next-token labels, each example for exactly the generation segment
     count (ACT halting only with `model.causal_act_halting`, which is not causal).
   * `hrm_text`: HRM-Text (transformers' hrm_text), a causal LM without ACT; code batches only.
+  * `trm`: TRM (TinyRecursiveModels), the HRM family's batches, carry, ACT step and losses with TRM's model and
+    halting (q_halt > 0, no second forward); causal on code batches.
   * `transformer`: the same-size baseline (`model/transformer.py`): on puzzles TRM's transformer baseline through
     the same ACT step and loss head as HRM; on code a llama-shaped causal LM with HRM-Text's loss.
 """
@@ -27,6 +29,7 @@ from hrm_jax import config as config_lib, losses, sizing
 from hrm_jax.model import act
 from hrm_jax.model.hrm import HRM, HRMConfig
 from hrm_jax.model.hrm_text import HrmText, HrmTextConfig, num_params as hrm_text_num_params
+from hrm_jax.model import trm
 from hrm_jax.model.transformer import Transformer, TransformerConfig, num_params as transformer_num_params
 
 @runtime_checkable
@@ -162,6 +165,25 @@ def causal_lm_eval_metrics(model, batch) -> dict[str, jax.Array]:
 
 
 @dataclasses.dataclass(frozen=True)
+class TRMFamily(HRMFamily):
+    """TRM (puzzle or causal-code batches): HRM's data, carry, ACT step and loss head; the halting rule follows
+    the config's `no_ACT_continue` (`act.wants_halt`)."""
+
+    model_config: trm.TRMConfig
+
+    name = "trm"
+
+    def build(self, rngs: nnx.Rngs) -> trm.TRM:
+        return trm.TRM(self.model_config, rngs=rngs)
+
+    def num_params(self) -> int:
+        return trm.num_params(self.model_config)
+
+    def flops_per_token(self) -> float:
+        return trm.train_flops(self.model_config, 1) / self.model_config.total_len
+
+
+@dataclasses.dataclass(frozen=True)
 class HrmTextFamily:
     """HRM-Text: a causal LM; the loss is the mean next-token cross-entropy over the batch's counted tokens."""
 
@@ -282,6 +304,9 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     if config.model.family == "hrm":
         return HRMFamily(config_lib.hrm_config(config, data_meta), config.model.loss_type, code=code,
                          eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.causal_act_halting)
+    if config.model.family == "trm":
+        return TRMFamily(config_lib.trm_config(config, data_meta), config.model.loss_type, code=code,
+                         eval_adaptive=config.eval.adaptive)
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None)
 

@@ -1,6 +1,8 @@
-"""The original HRM's PyTorch state_dict <-> our parameters, both ways, over numpy arrays.
+"""The original HRM's and TRM's PyTorch state_dicts <-> our parameters, both ways, over numpy arrays.
 
-Keys are the original's (`models/hrm/hrm_act_v1.py`), with any of the prefixes `_orig_mod.` (torch.compile),
+Keys are the original's (`models/hrm/hrm_act_v1.py`; TRM: `models/recursive_reasoning/trm.py`, whose one network is
+`L_level`, with `mlp_t` in place of `self_attn` in the MLP-mixer variant), with any of the prefixes
+`_orig_mod.` (torch.compile),
 `model.` (ACTLossHead) and `inner.` (the ACT wrapper) in front. Every CastedLinear weight is (out, in); ours are
 (in, *out_shape), so kernels are transposed and the fused projections reshaped:
   qkv_proj (3*N*H, D) -> (D, 3, N, H);  gate_up_proj (2*I, D) -> (D, 2, I);  o_proj (D, N*H) -> (N*H, D).
@@ -20,15 +22,17 @@ import numpy as np
 from flax import nnx
 
 from hrm_jax.model.hrm import HRM, HRMConfig
+from hrm_jax.model.trm import TRMConfig
 from hrm_jax.model.layers import swiglu_intermediate_size
 
 KNOWN_PREFIXES = ("_orig_mod.", "model.", "inner.")
 
 
-def _layouts(config: HRMConfig) -> dict[str, tuple[tuple, tuple[int, ...]]]:
+def _layouts(config: HRMConfig | TRMConfig) -> dict[str, tuple[tuple, tuple[int, ...]]]:
     """torch key -> (our path, our shape). The torch shape follows from the transform."""
     d, n, h = config.hidden_size, config.num_heads, config.head_dim
     inter = swiglu_intermediate_size(d, config.expansion)
+    trm = isinstance(config, TRMConfig)
     out = {
         "embed_tokens.embedding_weight": (("embed_tokens", "embedding"), (config.vocab_size, d)),
         "lm_head.weight": (("lm_head", "kernel"), (d, config.vocab_size)),
@@ -41,11 +45,18 @@ def _layouts(config: HRMConfig) -> dict[str, tuple[tuple, tuple[int, ...]]]:
         out["embed_pos.embedding_weight"] = (("embed_pos", "embedding"), (config.total_len, d))
     if config.puzzle_emb_ndim > 0:
         out["puzzle_emb.weights"] = (("puzzle_emb",), (config.num_puzzle_identifiers, config.puzzle_emb_ndim))
-    for level, count in (("H_level", config.H_layers), ("L_level", config.L_layers)):
+    levels = (("L_level", config.L_layers),) if trm else (("H_level", config.H_layers), ("L_level", config.L_layers))
+    for level, count in levels:
         for i in range(count):
             t, p = f"{level}.layers.{i}.", (level, "layers", i)
-            out[t + "self_attn.qkv_proj.weight"] = (p + ("self_attn", "qkv_proj", "kernel"), (d, 3, n, h))
-            out[t + "self_attn.o_proj.weight"] = (p + ("self_attn", "o_proj", "kernel"), (n * h, d))
+            if trm and config.mlp_t:
+                s = config.total_len
+                inter_t = swiglu_intermediate_size(s, config.expansion)
+                out[t + "mlp_t.gate_up_proj.weight"] = (p + ("mlp_t", "gate_up_proj", "kernel"), (s, 2, inter_t))
+                out[t + "mlp_t.down_proj.weight"] = (p + ("mlp_t", "down_proj", "kernel"), (inter_t, s))
+            else:
+                out[t + "self_attn.qkv_proj.weight"] = (p + ("self_attn", "qkv_proj", "kernel"), (d, 3, n, h))
+                out[t + "self_attn.o_proj.weight"] = (p + ("self_attn", "o_proj", "kernel"), (n * h, d))
             out[t + "mlp.gate_up_proj.weight"] = (p + ("mlp", "gate_up_proj", "kernel"), (d, 2, inter))
             out[t + "mlp.down_proj.weight"] = (p + ("mlp", "down_proj", "kernel"), (inter, d))
     return out
@@ -73,8 +84,9 @@ def strip_prefix(key: str) -> str:
     return key
 
 
-def torch_state_dict_to_params(state_dict: Mapping[str, np.ndarray], config: HRMConfig) -> dict:
-    """A nested pure dict of every variable of `HRM(config)` from an original state_dict (numpy values)."""
+def torch_state_dict_to_params(state_dict: Mapping[str, np.ndarray], config: HRMConfig | TRMConfig) -> dict:
+    """A nested pure dict of every variable of `HRM(config)` (or `TRM(config)`) from an original state_dict
+    (numpy values)."""
     layouts = _layouts(config)
     stripped = {strip_prefix(k): k for k in state_dict}
     missing = sorted(set(layouts) - set(stripped))
@@ -94,7 +106,8 @@ def torch_state_dict_to_params(state_dict: Mapping[str, np.ndarray], config: HRM
     return params
 
 
-def params_to_torch_state_dict(params: Mapping, config: HRMConfig, prefix: str = "model.inner.") -> dict:
+def params_to_torch_state_dict(params: Mapping, config: HRMConfig | TRMConfig,
+                               prefix: str = "model.inner.") -> dict:
     """The original's state_dict (numpy arrays in our dtypes, ml_dtypes ones as float32) from a pure dict of
     `nnx.state(model)`."""
     out = {}

@@ -5,6 +5,7 @@
 * `sparse_sign_sgd`: the puzzle-embedding optimiser (CastedSparseEmbeddingSignSGD): sign of the per-identifier
   summed gradient, decoupled weight decay, applied ONLY to the rows present in the batch.
 * `cosine_schedule_with_warmup`: the original's `cosine_schedule_with_warmup_lr_lambda`.
+* `ema_update`: TRM's parameter EMA (`models/ema.py` EMAHelper.update), applied after every step.
 
 Step counting as the original: its `train_state.step` is incremented before use, so the first update uses t = 1.
 optax counts from 0, so the schedules here take optax's `count` and evaluate the original at t = count + 1.
@@ -113,3 +114,9 @@ def sparse_sign_sgd(learning_rate: float | Schedule, weight_decay: float) -> opt
         return jax.tree.map(one, grads, params), SparseSignSGDState(count=state.count + 1)
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+def ema_update(ema_params, params, decay: float):
+    """TRM's EMAHelper.update: shadow <- (1 - mu) * param + mu * shadow, every step, no bias correction (the
+    shadow starts as a copy of the initial parameters). Only trainable parameters: the puzzle table is not EMA'd."""
+    return jax.tree.map(lambda e, p: (1.0 - decay) * p + decay * e, ema_params, params)

@@ -8,7 +8,8 @@ Order (`restore_or_init`):
      `<step>.damaged`, so the run saves that step again. When steps exist and none restores, the run stops with
      an error listing each step's cause (and moves nothing): never a silent fresh start;
   2. else `config.init_from`: parameters (and buffers, puzzle table) from another run's checkpoint or a Hugging
-     Face HRM-Text folder, fresh optimiser, carry and data position;
+     Face HRM-Text folder, fresh optimiser, carry and data position; a checkpoint of another family is
+     refused, and a puzzle table stored for another number of puzzles is reset to its mean row (TRM);
   3. else a fresh init.
 """
 
@@ -18,6 +19,7 @@ import dataclasses
 import os
 
 import jax
+import jax.numpy as jnp
 from absl import logging
 from flax import nnx
 
@@ -75,7 +77,19 @@ def init_from(path: str, trainer, fresh):
         if step is None:
             raise FileNotFoundError(f"config.init_from: no checkpoint found under {path}")
         target = ckpt_lib.abstract_with_shardings(trainer.abstract_state, trainer.state_shardings)
-        partial = {"params": target.params, "puzzle_emb": target.puzzle_emb, "buffers": target.buffers}
+        meta = source.read_meta(step)
+        if meta.get("model_family", trainer.family.name) != trainer.family.name:
+            raise ckpt_lib.IncompatibleCheckpointError(
+                f"config.init_from {path} (step {step}) holds a {meta['model_family']!r} model; this run is "
+                f"model.family={trainer.family.name!r}")
+        table_target = target.puzzle_emb
+        saved_ids = (meta.get("model") or {}).get("num_puzzle_identifiers")
+        ours_ids = getattr(trainer.family.model_config, "num_puzzle_identifiers", None)
+        reset_table = bool(jax.tree.leaves(table_target)) and saved_ids is not None and saved_ids != ours_ids
+        if reset_table:  # the stored table has another number of puzzles: restore it as stored, then reset
+            table_target = jax.tree.map(lambda a: jax.ShapeDtypeStruct((saved_ids, *a.shape[1:]), a.dtype,
+                                                                       sharding=a.sharding), table_target)
+        partial = {"params": target.params, "puzzle_emb": table_target, "buffers": target.buffers}
         try:
             restored = source.restore_arrays(step, partial)
         except ckpt_lib.IncompatibleCheckpointError as e:
@@ -83,8 +97,24 @@ def init_from(path: str, trainer, fresh):
                 from None
     finally:
         source.close()
+    table = restored["puzzle_emb"]
+    if reset_table:
+        table = _mean_row_table(table, target.puzzle_emb, trainer.state_shardings.puzzle_emb)
+        logging.warning("config.init_from %s: its puzzle table has %d identifiers, this run %d: every row reset to "
+                        "the mean row (TRM's load_checkpoint, for fine-tuning on new puzzles)", path, saved_ids,
+                        ours_ids)
     logging.info("initialised parameters from %s (step %d)", path, step)
-    return _with_params(fresh, restored["params"], restored["buffers"], restored["puzzle_emb"])
+    return _with_params(fresh, restored["params"], restored["buffers"], table)
+
+
+def _mean_row_table(table, target, shardings):
+    """Every row of this run's table set to the mean row of the loaded one (the original TRM's reset when a
+    checkpoint's puzzle embedding has another shape)."""
+    def one(loaded, like, sharding):
+        mean = jnp.mean(jnp.asarray(loaded, jnp.float32), axis=0, keepdims=True)
+        return jax.device_put(jnp.broadcast_to(mean, like.shape).astype(like.dtype), sharding)
+
+    return jax.tree.map(one, table, target, shardings)
 
 
 def _init_from_hf(path: str, trainer, fresh):

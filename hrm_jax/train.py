@@ -146,8 +146,7 @@ class Trainer:
                  lr=self.schedule(state.step))
         ema = state.ema_params
         if self.config.optim.ema_decay:  # shadow = decay * shadow + (1 - decay) * params, after every step
-            decay = self.config.optim.ema_decay
-            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+            ema = optim.ema_update(ema, params, self.config.optim.ema_decay)
         return state.replace(step=state.step + 1, params=params, puzzle_emb=table, opt_state=opt_state,
                              puzzle_opt_state=puzzle_opt_state, carry=carry, ema_params=ema), m
 

@@ -16,7 +16,7 @@ import torch
 from flax import nnx
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-from hrm_jax import generate as gen, train
+from hrm_jax import generate as gen, restore, train
 from hrm_jax.export import gguf_validate, gguf_writer, hf_folder, llama, run as export_run
 from hrm_jax.model.transformer import Transformer, TransformerConfig
 
@@ -199,8 +199,7 @@ def test_export_mode_writes_a_llama_folder_and_gguf_that_generate_like_jax(tmp_p
     session_tokenizer().save(tokenizer_file)
     train.train_and_evaluate(_mbpp_config(tokenizer_file), str(tmp_path))
     out = export_run.export_checkpoint(_mbpp_config(tokenizer_file, format="hf"), str(tmp_path))
-    run, state = train.restore_trained(_mbpp_config(tokenizer_file), str(tmp_path))
-    jax_model = run.trainer.model(state)
+    jax_model = restore.load_for_inference(str(tmp_path), _mbpp_config(tokenizer_file)).model
     hf_model = AutoModelForCausalLM.from_pretrained(out, local_files_only=True).eval()
     prompt = session_tokenizer().encode("<PROMPT>Write a function to add two numbers.<CODE>def")
     n = 10

@@ -5,6 +5,7 @@
     gguf   HRM-Text (hrm_text) or the causal transformer (llama): one GGUF file for llama.cpp, weights as
            `config.export.quant` (f32|f16|q8_0|q4_0)
     torch  puzzle HRM: safetensors + config.json in the original sapientinc/HRM names (`torch_hrm`);
+           puzzle TRM: the same in the original TinyRecursiveModels names (`torch_trm`);
            HRM-Text: the transformers folder's weights and config (no tokenizer)
 
 into `config.export.out` (default <workdir>/export/<format>; for gguf a `.gguf` path or a folder to put
@@ -21,9 +22,10 @@ import ml_collections
 from absl import logging
 
 from hrm_jax import hf, restore
-from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm
+from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm, torch_trm
 
-FORMATS = {"hf": ("hrm_text", "transformer"), "gguf": ("hrm_text", "transformer"), "torch": ("hrm", "hrm_text")}
+FORMATS = {"hf": ("hrm_text", "transformer"), "gguf": ("hrm_text", "transformer"),
+           "torch": ("hrm", "hrm_text", "trm")}
 
 
 class ExportError(ValueError):
@@ -36,6 +38,7 @@ def check_format(fmt: str, family: str, quant: str) -> None:
     if family not in FORMATS[fmt]:
         hint = {"hrm": "use export.format=torch for the puzzle HRM",
                 "hrm_text": "use export.format=hf, gguf or torch",
+                "trm": "use export.format=torch (no runtime has a TRM architecture; the original's state_dict)",
                 "transformer": "use export.format=hf or gguf (the causal transformer is exported as llama)"}.get(
                     family, f"model.family={family!r} has no export format")
         raise ExportError(f"config.export.format={fmt!r} does not fit model.family={family!r} "
@@ -65,6 +68,8 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> Path:
         return out
     if fmt == "torch" and restored.family.name == "hrm":
         torch_hrm.export_torch_hrm(model, out, batch_size=restored.config.data.global_batch_size)
+    elif fmt == "torch" and restored.family.name == "trm":
+        torch_trm.export_torch_trm(model, out, batch_size=restored.config.data.global_batch_size)
     elif fmt == "torch":
         hf.save_pretrained(model, out)
     else:

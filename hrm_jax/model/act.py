@@ -4,7 +4,8 @@ Training (`act_step`, the original's `HierarchicalReasoningModel_ACTV1.forward`)
 a carry that persists across batches. Halted slots restart from H_init/L_init and take the new batch row; slots
 still running keep their old example (the new row at that index is dropped, as in the original). Halting is
 `steps >= halt_max_steps`, or in training `q_halt > q_continue` subject to per-sample exploration; the Q-learning
-target comes from a second, gradient-free forward from the updated carry.
+target comes from a second, gradient-free forward from the updated carry. With `no_ACT_continue` (TRM) the rule is
+`q_halt > 0` and there is neither a Q-continue target nor a second forward.
 
 Inference (`act_infer`): a `jax.lax.while_loop` over segments. `adaptive=False` reproduces the original's
 evaluation (always exactly `halt_max_steps` segments); `adaptive=True` halts each sample when its Q head says so
@@ -51,6 +52,14 @@ def exploration_draws(rng: jax.Array, batch_size: int, halt_max_steps: int) -> E
                             min_steps=jax.random.randint(k_steps, (batch_size,), 2, halt_max_steps + 1, jnp.int32))
 
 
+def wants_halt(config, q_halt: jax.Array, q_continue: jax.Array) -> jax.Array:
+    """The Q head's halt signal: q_halt > q_continue (HRM); q_halt > 0 when the model config sets
+    `no_ACT_continue` (TRM: only the halt logit is learned)."""
+    if getattr(config, "no_ACT_continue", False):
+        return q_halt > 0
+    return q_halt > q_continue
+
+
 def _select_rows(flag_B: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
     return jnp.where(flag_B.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
 
@@ -82,9 +91,11 @@ def act_step(model: HRM, carry: ACTCarry, batch: dict[str, jax.Array], *, traini
         if draws is None:
             raise ValueError("act_step(training=True) needs exploration draws")
         q_halt_ng, q_continue_ng = jax.lax.stop_gradient((q_halt, q_continue))
-        halted = halted | (q_halt_ng > q_continue_ng)
+        halted = halted | wants_halt(cfg, q_halt_ng, q_continue_ng)
         min_halt_steps = (draws.uniform < cfg.halt_exploration_prob).astype(jnp.int32) * draws.min_steps
         halted = halted & (steps >= min_halt_steps)
+        if getattr(cfg, "no_ACT_continue", False):  # TRM: no Q-continue target, no second forward
+            return ACTCarry(inner=inner, steps=steps, halted=halted, current_data=data), outputs
         # Q target from a second forward from the updated carry (no replay buffer, no target network).
         _, _, next_q_halt, next_q_continue = model(inner, data)
         next_q_halt, next_q_continue = jax.lax.stop_gradient((next_q_halt, next_q_continue))
@@ -124,7 +135,7 @@ def act_infer(model: HRM, batch: dict[str, jax.Array], *, adaptive: bool = False
         steps = steps + active.astype(jnp.int32)
         stop = steps >= max_steps
         if adaptive:
-            stop = stop | (new_q_halt > new_q_continue)
+            stop = stop | wants_halt(model.config, new_q_halt, new_q_continue)
         return inner, steps, halted | (active & stop), logits, q_halt, q_continue
 
     _, steps, _, logits, q_halt, q_continue = jax.lax.while_loop(cond, body, init)

@@ -242,14 +242,16 @@ def swiglu_intermediate_size(hidden_size: int, expansion: float) -> int:
 
 
 class SwiGLU(nnx.Module):
-    """down(silu(gate(x)) * up(x)) with one fused gate|up kernel (D, 2, I)."""
+    """down(silu(gate(x)) * up(x)) with one fused gate|up kernel (D, 2, I). `feature_axis` is the logical name of
+    the input/output features ("seq" for TRM's token MLP, whose features are the sequence positions)."""
 
     def __init__(self, hidden_size: int, intermediate_size: int, *, dtype=jnp.float32,
-                 kernel_init: Initializer | None = None, down_init: Initializer | None = None, rngs: nnx.Rngs):
+                 kernel_init: Initializer | None = None, down_init: Initializer | None = None,
+                 feature_axis: str = "embed", rngs: nnx.Rngs):
         self.dtype = dtype
-        self.gate_up_proj = Linear(hidden_size, (2, intermediate_size), axes=("embed", None, "mlp"), dtype=dtype,
+        self.gate_up_proj = Linear(hidden_size, (2, intermediate_size), axes=(feature_axis, None, "mlp"), dtype=dtype,
                                    kernel_init=kernel_init, rngs=rngs)
-        self.down_proj = Linear(intermediate_size, hidden_size, axes=("mlp", "embed"), dtype=dtype,
+        self.down_proj = Linear(intermediate_size, hidden_size, axes=("mlp", feature_axis), dtype=dtype,
                                 kernel_init=down_init or kernel_init, rngs=rngs)
 
     def __call__(self, x_BSD: jax.Array) -> jax.Array:
@@ -262,19 +264,39 @@ class SwiGLU(nnx.Module):
 
 class Block(nnx.Module):
     """Attention + SwiGLU with residuals. `pre_norm=False` is HRM's post-norm
-    (h = norm(h + attn(h)); h = norm(h + mlp(h))); `pre_norm=True` is HRM-Text's (h = h + attn(norm(h)); ...)."""
+    (h = norm(h + attn(h)); h = norm(h + mlp(h))); `pre_norm=True` is HRM-Text's (h = h + attn(norm(h)); ...).
+
+    `token_mlp=(seq_len, intermediate)` replaces attention by TRM's MLP-mixer sub-layer (`mlp_t`): a SwiGLU along
+    the sequence axis, h = norm_S(h + mlp_t(h^T))^T, where the RMSNorm runs over the sequence dimension
+    (post-norm only; it mixes every position, so it is never causal)."""
 
     def __init__(self, hidden_size: int, num_heads: int, head_dim: int, intermediate_size: int, *, eps: float,
                  pre_norm: bool = False, gated_attention: bool = False, rope_in_fp32: bool = True,
                  dtype=jnp.float32, kernel_init: Initializer | None = None, down_init: Initializer | None = None,
-                 attention_impl: Literal["xla", "cudnn"] | None = None, rngs: nnx.Rngs):
+                 attention_impl: Literal["xla", "cudnn"] | None = None,
+                 token_mlp: tuple[int, int] | None = None, rngs: nnx.Rngs):
         self.eps, self.pre_norm = eps, pre_norm
-        self.self_attn = Attention(hidden_size, num_heads, head_dim, gated=gated_attention, rope_in_fp32=rope_in_fp32,
-                                   dtype=dtype, kernel_init=kernel_init, implementation=attention_impl, rngs=rngs)
+        if token_mlp is not None:
+            if pre_norm:
+                raise ValueError("token_mlp (TRM's mlp_t) is a post-norm sub-layer; pre_norm=True is not supported")
+            self.self_attn = None
+            self.mlp_t = SwiGLU(token_mlp[0], token_mlp[1], dtype=dtype, kernel_init=kernel_init,
+                                down_init=down_init, feature_axis="seq", rngs=rngs)
+        else:
+            self.mlp_t = None
+            self.self_attn = Attention(hidden_size, num_heads, head_dim, gated=gated_attention,
+                                       rope_in_fp32=rope_in_fp32, dtype=dtype, kernel_init=kernel_init,
+                                       implementation=attention_impl, rngs=rngs)
         self.mlp = SwiGLU(hidden_size, intermediate_size, dtype=dtype, kernel_init=kernel_init, down_init=down_init,
                           rngs=rngs)
 
     def __call__(self, h_BSD: jax.Array, cos=None, sin=None, mask=None, kv_cache=None) -> jax.Array:
+        if self.mlp_t is not None:
+            if kv_cache is not None or mask is not None:
+                raise ValueError("the token-MLP block mixes all positions: no attention mask or KV cache")
+            h_BDS = jnp.swapaxes(h_BSD, 1, 2)
+            h = jnp.swapaxes(rms_norm(h_BDS + self.mlp_t(h_BDS), self.eps), 1, 2)
+            return rms_norm(h + self.mlp(h), self.eps)
         if self.pre_norm:
             h = h_BSD + self.self_attn(rms_norm(h_BSD, self.eps), cos, sin, mask, kv_cache=kv_cache)
             return h + self.mlp(rms_norm(h, self.eps))
