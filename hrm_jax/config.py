@@ -39,6 +39,7 @@ def base_config() -> ml_collections.ConfigDict:
         if field.name not in ("vocab_size", "seq_len", "num_puzzle_identifiers"):
             c.model[field.name] = getattr(defaults, field.name)
     c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
+    c.model.remat = False  # HRM-Text: recompute each block in the backward pass (less memory, ~1 more forward)
     c.model.loss_type = "stablemax_cross_entropy"
     # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides.
     c.model.hrm_text_preset = "code-30m"

@@ -103,13 +103,15 @@ class HrmTextFamily:
     dtype: Any = jnp.float32
     init: str = "authors"
     attention_impl: str | None = None
+    remat: bool = False  # per-block rematerialization (config.model.remat)
+    chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits
 
     name = "hrm_text"
     batch_keys = CODE_KEYS
 
     def build(self, rngs: nnx.Rngs) -> HrmText:
         return HrmText(self.model_config, dtype=self.dtype, init=self.init, attention_impl=self.attention_impl,
-                       rngs=rngs)
+                       remat=self.remat, rngs=rngs)
 
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         return dict(batch)
@@ -117,29 +119,36 @@ class HrmTextFamily:
     def initial_carry(self, model, model_batch):
         return {}
 
-    def _logits_labels(self, model: HrmText, batch):
+    def _token_losses(self, model: HrmText, batch):
+        """(per-token loss [B, S], argmax == label [B, S], labels [B, S]); chunked unless `chunked_loss=False`
+        (the full-logits form, kept for benchmarks/train_memory.py's before/after comparison)."""
         labels = losses.causal_lm_labels(batch["targets"], batch["loss_mask"], batch["segment_ids"])
-        logits = model.segment_logits(batch["inputs"], batch["segment_ids"], batch["positions"])
-        return logits, labels
+        if not self.chunked_loss:
+            logits = model.segment_logits(batch["inputs"], batch["segment_ids"], batch["positions"])
+            valid = labels != losses.IGNORE_LABEL_ID
+            return (losses.softmax_cross_entropy(logits, labels), valid & (jnp.argmax(logits, -1) == labels),
+                    labels)
+        hidden = model.segment_hidden_states(batch["inputs"], batch["segment_ids"], batch["positions"])
+        per_token, correct = losses.chunked_softmax_cross_entropy(hidden, model.logits, labels)
+        return per_token, correct, labels
 
     def train_loss(self, model: HrmText, carry, batch, rng):
         """Per-example sums like the HRM family: each row's mean token loss, summed over rows (rows without
         counted tokens add 0), so `total / global_batch` is a per-example mean."""
         del rng
-        logits, labels = self._logits_labels(model, batch)
-        per_token = losses.softmax_cross_entropy(logits, labels)
+        per_token, correct, labels = self._token_losses(model, batch)
         counts = (labels != losses.IGNORE_LABEL_ID).sum(-1)
         total = (per_token.sum(-1) / jnp.maximum(counts, 1)).sum()
-        m = _token_metrics(logits, labels) | {"lm_loss": total, "count": (counts > 0).sum()}
+        m = {"tokens": counts.sum(), "correct_tokens": correct.sum(), "lm_loss": total, "count": (counts > 0).sum()}
         return total, carry, m
 
     def puzzle_ids(self, carry):
         return None
 
     def eval_metrics(self, model: HrmText, batch):
-        logits, labels = self._logits_labels(model, batch)
-        per_token = losses.softmax_cross_entropy(logits, labels)
-        return _token_metrics(logits, labels) | {"loss_sum": per_token.sum()}
+        per_token, correct, labels = self._token_losses(model, batch)
+        return {"tokens": (labels != losses.IGNORE_LABEL_ID).sum(), "correct_tokens": correct.sum(),
+                "loss_sum": per_token.sum()}
 
     def num_params(self) -> int:
         return hrm_text_num_params(self.model_config)
@@ -161,5 +170,6 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
         return HRMFamily(config_lib.hrm_config(config, data_meta), config.model.loss_type, code=code,
                          eval_adaptive=config.eval.adaptive)
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
-                         init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None)
+                         init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None,
+                         remat=bool(config.model.remat))
 
