@@ -44,6 +44,7 @@ def get_config(variant: str = "default"):
 def shrink_to_tiny(c):
     """A few minutes on a 2-core CPU: a small tokenizer and corpus, a 2-layer model, short rows."""
     c.model.forward_dtype = "float32"
+    c.model.remat = False  # nothing to save at this size; remat would only add compile time
     c.model.hrm_text.hidden_size = 64
     c.model.hrm_text.intermediate_size = 192
     c.model.hrm_text.num_layers_per_stack = 1

@@ -16,7 +16,7 @@ import ml_collections
 from hrm_jax.model.hrm import HRMConfig
 from hrm_jax.model.hrm_text import HrmTextConfig, preset as hrm_text_preset
 
-MODES = ("train", "eval", "export")
+MODES = ("train", "eval", "export", "recipe")
 FAMILIES = ("hrm", "hrm_text")
 CODE_DATA_KINDS = ("python_corpus", "mbpp")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)

@@ -15,6 +15,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 
+class Preempted(Exception):
+    """A stop request (SIGTERM) was acted on: what existed is checkpointed; the message says how to resume.
+    Entry points exit 0 on it."""
+
+
 class PreemptionSignal:
     def __init__(self, signals=(signal.SIGTERM,)):
         self.signals, self._flag, self._previous = signals, False, {}

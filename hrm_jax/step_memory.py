@@ -19,7 +19,8 @@ import threading
 import time
 
 import jax
-from absl import logging
+
+from hrm_jax.progress import say
 
 CPU_SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 GIB = 2 ** 30
@@ -106,8 +107,7 @@ def compile_step(trainer, state, batch, *, stop_requested=lambda: False, poll_s:
         except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
             result["error"] = e
 
-    logging.info("compiling the train step (%s, batch %d x %d)...", trainer.family.name, trainer.global_batch,
-                 trainer.seq_len)
+    say(f"compiling the train step ({trainer.family.name}, batch {trainer.global_batch} x {trainer.seq_len})...")
     start = time.perf_counter()
     thread = threading.Thread(target=work, name="compile-train-step", daemon=True)
     thread.start()
@@ -118,9 +118,9 @@ def compile_step(trainer, state, batch, *, stop_requested=lambda: False, poll_s:
     if "error" in result:
         raise result["error"]
     compiled = result["compiled"]
-    logging.info("compiled the train step in %.1f s", time.perf_counter() - start)
+    say(f"compiled the train step in {time.perf_counter() - start:.1f} s")
     memory = StepMemory.of(compiled)
     if memory is not None:
         limit, source = device_memory_bytes()
-        logging.info("%s", check_fits(memory, limit, source))
+        say(check_fits(memory, limit, source))
     return compiled
