@@ -35,10 +35,11 @@ def run(config, workdir: str) -> None:
     distributed.maybe_initialize(config.distributed)
     if config.train.compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", os.path.expanduser(config.train.compilation_cache_dir))
-    from absl import logging  # noqa: PLC0415
+    if jax.process_count() > 1:  # single-process runs say their devices in their first lines
+        from absl import logging  # noqa: PLC0415
 
-    logging.info("process %d of %d; %d local / %d global devices (%s)", jax.process_index(), jax.process_count(),
-                 jax.local_device_count(), jax.device_count(), jax.devices()[0].device_kind)
+        logging.info("process %d of %d; %d local / %d global devices (%s)", jax.process_index(),
+                     jax.process_count(), jax.local_device_count(), jax.device_count(), jax.devices()[0].device_kind)
     if config.mode == "recipe":
         from hrm_jax import recipe  # noqa: PLC0415
 

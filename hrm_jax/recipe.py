@@ -21,8 +21,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import threading
 import time
 
 import ml_collections
@@ -164,56 +162,16 @@ def _copy_tokenizer(config: ml_collections.ConfigDict, workdir: str) -> None:
         shutil.copytree(src, dst, dirs_exist_ok=True)
 
 
-def _interruptible(fn, what: str, resume_hint: str):
-    """Runs `fn()` in a helper thread; SIGTERM in the meantime ends the process within a second with status 0
-    (what `fn` already wrote stays: the evaluator appends each judged task to its samples.jsonl)."""
-    result: dict = {}
-
-    def work():
-        try:
-            result["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 (re-raised in the main thread)
-            result["error"] = e
-
-    stop = threading.Event()
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main_thread else None
-    try:
-        thread = threading.Thread(target=work, name=what, daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.5)
-            if stop.is_set():
-                say(f"SIGTERM during {what}: {resume_hint}")
-                logging_flush()
-                os._exit(0)  # the worker may be inside XLA; nothing is left to save
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
-def logging_flush() -> None:
-    import sys  # noqa: PLC0415
-
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-
-
 def _eval_stage(c: ml_collections.ConfigDict, workdir: str) -> dict:
     from evals.benchmark import evaluate_benchmark  # noqa: PLC0415
+    from hrm_jax import preemption  # noqa: PLC0415
 
     e = c.eval
     out = os.path.join(workdir, "eval", f"{e.benchmark}_{e.split}" if e.benchmark != "humaneval" else "humaneval")
     fn = lambda: evaluate_benchmark(c, workdir, e.benchmark, split=e.split, n=e.n, ks=e.ks,  # noqa: E731
                                     temperature=e.temperature, refine_rounds=e.refine_rounds,
                                     limit=e.limit or None, max_new_tokens=e.max_new_tokens, out=out)
-    result = _interruptible(fn, "the evaluation", f"the judged tasks are kept in {out}/samples.jsonl; rerun the "
+    result = preemption.run_interruptible(fn, "the evaluation", f"the judged tasks are kept in {out}/samples.jsonl; rerun the "
                                                   "same command to go on from there")
     summary = result["samples"]
     return {"out": out, "pass_at_k": summary["pass_at_k"], "num_tasks": summary["num_tasks"],

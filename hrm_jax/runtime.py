@@ -2,7 +2,7 @@
 
 `start(workdir)`:
   * keeps the terminal aside as the console (`hrm_jax.progress.console()`): progress lines, status lines from
-    `progress.say`, and warnings/errors from this repository's own modules;
+    `progress.say`, and what this repository's own modules log (INFO and above, less per-step metric lines);
   * sends everything else written to stdout or stderr (file descriptors 1 and 2) into `<workdir>/log.txt`: SentencePiece's trainer
     output (C++), Orbax's INFO lines, JAX's platform probes (libtpu, CUDA), absl logging at INFO and above, and
     tracebacks. Nothing is dropped; the console only shows what a person should read;
@@ -33,19 +33,23 @@ def apply_xla_flags() -> None:
     os.environ["XLA_FLAGS"] = step_memory.cpu_memory_flags(os.environ.get("XLA_FLAGS", ""))
 
 
-class _OwnWarnings(py_logging.Filter):
-    """Warnings and errors logged by this repository's modules (not libraries')."""
+class _OwnRecords(py_logging.Filter):
+    """What this repository's modules log at INFO and above (not libraries'), less the per-step metric lines
+    (`metrics.MetricWriter`: they are in metrics.jsonl and the progress line already)."""
 
     def filter(self, record) -> bool:
-        return record.levelno >= py_logging.WARNING and record.pathname.startswith(_OWN_DIRS)
+        if record.levelno < py_logging.INFO or not record.pathname.startswith(_OWN_DIRS):
+            return False
+        return record.levelno >= py_logging.WARNING or not record.pathname.endswith(os.path.join("hrm_jax", "metrics.py"))
 
 
 def log_path() -> str | None:
     return _STATE.get("log_path")
 
 
-def start(workdir: str, *, console: TextIO | None = None) -> str:
-    """Console aside, stderr into `<workdir>/log.txt`; returns the log's path. Idempotent."""
+def start(workdir: str, *, console: TextIO | None = None, capture_stdout: bool = True) -> str:
+    """Console aside, stderr (and stdout unless `capture_stdout=False`: a CLI whose stdout is its result) into
+    `<workdir>/log.txt`; returns the log's path. Idempotent."""
     apply_xla_flags()
     if "log_path" in _STATE:
         return _STATE["log_path"]
@@ -57,13 +61,15 @@ def start(workdir: str, *, console: TextIO | None = None) -> str:
     log = open(path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 (process lifetime)
     sys.stdout.flush()
     os.dup2(log.fileno(), 2)  # native writes (SentencePiece, XLA) land in the log
-    os.dup2(log.fileno(), 1)  # and so do the data builders' statistics (build_corpus prints them)
-    sys.stderr = sys.stdout = log
+    sys.stderr = log
+    if capture_stdout:  # and so do the data builders' statistics (build_corpus prints them)
+        os.dup2(log.fileno(), 1)
+        sys.stdout = log
     handler = logging.get_absl_handler()
     handler.python_handler.stream = log  # absl INFO+ (Orbax, JAX probes, our own) into the log
     logging.set_verbosity(logging.INFO)
     echo = py_logging.StreamHandler(console)
-    echo.addFilter(_OwnWarnings())
+    echo.addFilter(_OwnRecords())
     echo.setFormatter(py_logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     py_logging.getLogger().addHandler(echo)
     progress.set_console(console, log=log)
@@ -72,13 +78,14 @@ def start(workdir: str, *, console: TextIO | None = None) -> str:
 
 
 def fail(exc: BaseException, *, prefix: str = "error") -> int:
-    """One line on the console for `exc` (the traceback goes to the log); returns the exit status 1."""
+    """`exc`'s type and message on the console (the traceback goes to the log); returns the exit status 1."""
     log = _STATE.get("log")
     if log is not None:
         traceback.print_exception(exc, file=log)
         log.flush()
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    where = f" (full log: {log_path()})" if log_path() else ""
+    message = f"{type(exc).__name__}: {str(exc).strip()}" if str(exc).strip() else type(exc).__name__
+    where = f"\n  (traceback in {log_path()})" if log_path() and "\n" in message else (
+        f" (traceback in {log_path()})" if log_path() else "")
     stream = _STATE.get("console") or sys.stderr
     stream.write(f"{prefix}: {message}{where}\n")
     stream.flush()

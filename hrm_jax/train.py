@@ -281,8 +281,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     save(step, force=True)
                     logging.warning("SIGTERM: stopped after step %d of %d with a checkpoint; rerun the same "
                                     "command to resume", step, total)
-                    say(f"SIGTERM: stopped after step {step} of {total} with a checkpoint; rerun the same command "
-                        "to resume")
                     return state
                 if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step != total:
                     flush(pending)

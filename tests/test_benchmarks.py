@@ -14,3 +14,13 @@ def test_train_throughput_smoke(tmp_path):
     assert out["loss_finite"] and out["step_s_median"] > 0 and out["compile_s"] > 0
     assert math.isclose(out["tokens_per_s"], 16 * 16 / out["step_s_median"], rel_tol=1e-6)
     assert out["tflops_per_step"] > 0 and (tmp_path / "r.json").exists()
+
+
+def test_train_memory_compares_before_and_after(tmp_path):
+    import train_memory  # noqa: PLC0415
+
+    results = train_memory.main(["--config=configs/mbpp.py:tiny", "--batch=2", "--seq_len=32", "--steps=0",
+                                 f"--json={tmp_path / 'm.json'}"])
+    assert [r["variant"] for r in results] == ["before", "after"]
+    assert all(r["step_gib"] > 0 and r["temp_gib"] > 0 for r in results), results
+    assert (tmp_path / "m.json").exists()

@@ -110,3 +110,19 @@ def test_unknown_override_is_one_line_naming_the_key(tmp_path):
                           text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --config.train.stepz: no such config field (did you mean --config.train.steps?)"
+
+
+def test_sigterm_during_long_interruptible_work_exits_0_within_seconds():
+    code = ("import time\nfrom hrm_jax.preemption import run_interruptible\n"
+            "print('ready', flush=True)\n"
+            "run_interruptible(lambda: time.sleep(120), 'the evaluation', 'rerun to go on')\n"
+            "print('not reached')\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and time.monotonic() - sent < 10
+    assert "SIGTERM during the evaluation: rerun to go on" in err and "not reached" not in out
