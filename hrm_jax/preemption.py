@@ -41,6 +41,11 @@ class PreemptionSignal:
         self._flag = True
         self.signal_name = signal.Signals(signum).name
 
+    def requested_here(self) -> bool:
+        """This process's own flag, without agreeing with other hosts (for polling outside the step loop: an
+        all-gather per poll would not line up across hosts)."""
+        return self._flag
+
     def requested(self) -> bool:
         """True on every host once any host received the signal."""
         if jax.process_count() == 1:

@@ -117,7 +117,7 @@ def plot_throughput(stages: dict[str, list[dict]], path: str) -> str:
 
 def plot_pass_at_k(rows: list[dict], title: str, path: str) -> str:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(rows) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.6 * len(rows) + 2.5), 4))
     xs = np.arange(len(rows))
     est = np.array([r["estimate"] for r in rows])
     err = np.array([[r["estimate"] - r["low"] for r in rows], [r["high"] - r["estimate"] for r in rows]])
@@ -130,7 +130,7 @@ def plot_pass_at_k(rows: list[dict], title: str, path: str) -> str:
     top = max(10.0, 100 * float(max(r["high"] for r in rows)) * 1.35)
     ax.set_ylim(0, min(100.0, top) if top < 100 else 105)
     ax.set_ylabel("% of tasks")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -257,7 +257,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             if start < total:
                 first = put_batch(trainer, next(train_iter))
                 try:
-                    step_fn = step_memory.compile_step(trainer, state, first, stop_requested=preempt.requested)
+                    # Multi-host: no early stop while compiling (hosts must agree; the step loop's check does).
+                    poll = preempt.requested_here if jax.process_count() == 1 else (lambda: False)
+                    step_fn = step_memory.compile_step(trainer, state, first, stop_requested=poll)
                 except step_memory.CompilationInterrupted as e:
                     latest = manager.latest_step()
                     raise preemption.Preempted(
