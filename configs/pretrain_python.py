@@ -5,7 +5,7 @@
 
 The model is HRM-Text (`model.family=hrm_text`, preset code-30m, prefix-LM off so every runtime computes what was
 trained); `--config.model.family=hrm --config.model.causal=True --config.model.puzzle_emb_ndim=0` trains the causal
-HRM instead. The tokenizer (<workdir>/tokenizer/code.model) and the corpus (<workdir>/python_corpus) are built on the
+HRM instead; `--config.model.family=transformer` the llama-shaped transformer baseline sized to HRM-Text. The tokenizer (<workdir>/tokenizer/code.model) and the corpus (<workdir>/python_corpus) are built on the
 first run unless `data.tokenizer` / `data.path` point at existing ones.
 """
 

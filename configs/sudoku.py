@@ -4,6 +4,8 @@ eval_interval 2000, lr 1e-4, puzzle_emb_lr 1e-4, weight_decay 1.0, puzzle_emb_we
     python -m input_pipeline.puzzles.sudoku --out data/sudoku-1k --num-train 1000 --num-test 1000 --num-aug 1000
     python -m hrm_jax.main --config=configs/sudoku.py --workdir=runs/sudoku --config.data.path=data/sudoku-1k
     python -m hrm_jax.main --config=configs/sudoku.py:tiny --workdir=/tmp/sudoku_tiny     # 2-core CPU, minutes
+    # the same-size transformer baseline instead (equal params; --config.model.transformer.size_by=flops)
+    python -m hrm_jax.main --config=configs/sudoku.py:tiny --workdir=/tmp/sudoku_tf --config.model.family=transformer
 
 The original's total steps: int(epochs * total_groups * mean_puzzle_examples / global_batch) = 26,041 for 1k
 groups x 1001 puzzles. `:tiny` generates a small dataset into its workdir and trains a small model briefly.

@@ -13,11 +13,18 @@ import json
 
 import ml_collections
 
+from hrm_jax.model.layers import swiglu_intermediate_size
+
 from hrm_jax.model.hrm import HRMConfig
 from hrm_jax.model.hrm_text import HrmTextConfig, preset as hrm_text_preset
+from hrm_jax.model.hrm_text import num_params as hrm_text_num_params
+from hrm_jax.model.transformer import TransformerConfig
+from hrm_jax.sizing import (SIZE_BY, SizeReference, hrm_forward_flops_per_token, hrm_num_params,
+                            hrm_text_forward_flops_per_token, size_transformer)
 
 MODES = ("train", "eval", "export", "recipe")
-FAMILIES = ("hrm", "hrm_text")
+FAMILIES = ("hrm", "hrm_text", "transformer")
+PUZZLE_FAMILIES = ("hrm", "transformer")  # families that also train on puzzle / synthetic batches
 CODE_DATA_KINDS = ("python_corpus", "mbpp")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
 # HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
@@ -40,6 +47,10 @@ def base_config() -> ml_collections.ConfigDict:
             c.model[field.name] = getattr(defaults, field.name)
     c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
     c.model.remat = False  # HRM-Text: recompute each block in the backward pass (less memory, ~1 more forward)
+    # Causal HRM: train with ACT (Q-learned) halting instead of exactly generation_segments (default
+    # halt_max_steps) segments per example. NOT causal: the Q head reads the last position, so halting and the
+    # carry reset depend on later tokens, and generation (fixed segments) then differs from training.
+    c.model.causal_act_halting = False
     c.model.loss_type = "stablemax_cross_entropy"
     # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides.
     c.model.hrm_text_preset = "code-30m"
@@ -48,6 +59,19 @@ def base_config() -> ml_collections.ConfigDict:
         ("hidden_size", int), ("intermediate_size", int), ("num_layers_per_stack", int),
         ("num_attention_heads", int), ("head_dim", int), ("H_cycles", int), ("L_cycles", int),
         ("L_bp_cycles", tuple), ("prefix_lm", bool), ("tie_word_embeddings", bool), ("rms_norm_eps", float))})
+    # The transformer baseline (family "transformer"): one stack, sized against a reference family's model built
+    # from this same config. Width fields 0 = the reference's; puzzle / position / norm-eps / dtype fields are the
+    # shared ones above (puzzle_emb_ndim, pos_encodings, rope_theta, rms_norm_eps, halt_exploration_prob).
+    c.model.transformer = ml_collections.ConfigDict()
+    c.model.transformer.num_layers = 0  # 0 = sized to the reference by size_by
+    c.model.transformer.size_by = "params"  # "params" (equal trainable parameters) or "flops" (forward, per token)
+    c.model.transformer.reference = "auto"  # a family in SIZE_REFERENCES; auto = hrm_text on code, else hrm
+    c.model.transformer.hidden_size = 0
+    c.model.transformer.num_heads = 0
+    c.model.transformer.head_dim = 0  # 0 = the reference's when the width and heads are, else hidden / heads
+    c.model.transformer.intermediate_size = 0  # 0 = the reference's MLP width when the width is, else SwiGLU x4
+    c.model.transformer.norm = "auto"  # auto: pre-norm for the causal LM (llama), post-norm on puzzles (TRM)
+    c.model.transformer.halt_max_steps = 1  # puzzles: ACT segments; 1 = a single segment (no ACT)
 
     c.data = ml_collections.ConfigDict()
     # puzzle: the original HRM on-disk format; synthetic: a generated sorting task; python_corpus: the embedded
@@ -144,12 +168,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.data.kind != "puzzle" or bool(config.data.path or config.data.generate), "data.path",
              "a puzzle dataset folder is needed (or data.generate='sudoku'|'maze')")
     code = config.data.kind in CODE_DATA_KINDS
-    _require(code or config.model.family == "hrm", "model.family",
+    _require(code or config.model.family in PUZZLE_FAMILIES, "model.family",
              f"{config.model.family!r} is a language model: it needs code data (data.kind in {CODE_DATA_KINDS})")
     _require(not (code and config.model.family == "hrm" and config.model.puzzle_emb_ndim),
              "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
     _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
              "code data trains a causal LM: set model.causal=True")
+    _require(not config.model.causal_act_halting or (config.model.family == "hrm" and config.model.causal),
+             "model.causal_act_halting", "applies only to the causal HRM (model.family='hrm', model.causal=True)")
     _require(config.eval.benchmark in ("", "mbpp", "humaneval"), "eval.benchmark",
              f"{config.eval.benchmark!r} is not '', 'mbpp' or 'humaneval'")
     _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")
@@ -165,9 +191,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.model.attention_impl in ("", "xla", "cudnn"), "model.attention_impl",
              f"{config.model.attention_impl!r} is not '', 'xla' or 'cudnn'")
     _require(len(tuple(config.mesh.shape)) == 3, "mesh.shape", "needs 3 entries (data, fsdp, tensor)")
+    if config.model.family == "transformer":
+        t = config.model.transformer
+        _require(t.size_by in SIZE_BY, "model.transformer.size_by", f"{t.size_by!r} is not one of {SIZE_BY}")
+        _require(t.norm in ("auto", "pre", "post"), "model.transformer.norm", f"{t.norm!r} is not auto, pre or post")
+        _require(t.reference == "auto" or t.reference in SIZE_REFERENCES, "model.transformer.reference",
+                 f"{t.reference!r} is not 'auto' or one of {sorted(SIZE_REFERENCES)}")
+        _require(not (code and t.norm == "post"), "model.transformer.norm",
+                 "the causal transformer is pre-norm (llama's shape, exported as LlamaForCausalLM / GGUF llama)")
     try:
         if config.model.family == "hrm":
             hrm_config(config, {"vocab_size": 2, "seq_len": 1, "num_puzzle_identifiers": 1})
+        elif config.model.family == "transformer":
+            transformer_config(config, {"vocab_size": 2, "seq_len": 2, "num_puzzle_identifiers": 1})
         else:
             hrm_text_config(config, {"vocab_size": 2, "seq_len": 1})
     except (ValueError, KeyError) as e:
@@ -196,6 +232,59 @@ def hrm_text_config(config: ml_collections.ConfigDict, data_meta: dict) -> HrmTe
         if data_meta.get(key) is not None:
             changes[key] = int(data_meta[key])
     return base.replace(**changes)
+
+
+def _hrm_reference(config: ml_collections.ConfigDict, data_meta: dict) -> SizeReference:
+    c = hrm_config(config, {"num_puzzle_identifiers": 1, **data_meta})
+    return SizeReference("hrm", hrm_num_params(c), hrm_forward_flops_per_token(c), c.hidden_size,
+                         c.num_heads, c.head_dim, swiglu_intermediate_size(c.hidden_size, c.expansion))
+
+
+def _hrm_text_reference(config: ml_collections.ConfigDict, data_meta: dict) -> SizeReference:
+    c = hrm_text_config(config, data_meta)
+    return SizeReference("hrm_text", hrm_text_num_params(c), hrm_text_forward_flops_per_token(c, data_meta["seq_len"]),
+                         c.hidden_size, c.num_attention_heads, c.head_dim, c.intermediate_size)
+
+
+# The families the transformer baseline can be sized against: name -> (run config, data meta) -> SizeReference.
+SIZE_REFERENCES = {"hrm": _hrm_reference, "hrm_text": _hrm_text_reference}
+
+
+def transformer_reference(config: ml_collections.ConfigDict, data_meta: dict) -> SizeReference:
+    name = config.model.transformer.reference
+    if name == "auto":
+        name = "hrm_text" if config.data.kind in CODE_DATA_KINDS else "hrm"
+    if name not in SIZE_REFERENCES:
+        raise ValueError(f"model.transformer.reference {name!r} is not one of {sorted(SIZE_REFERENCES)}")
+    return SIZE_REFERENCES[name](config, data_meta)
+
+
+def transformer_config(config: ml_collections.ConfigDict, data_meta: dict) -> tuple[TransformerConfig, SizeReference]:
+    """The baseline's config and its reference: width from `model.transformer` (0 = the reference's), the shared
+    model fields, the data's vocabulary / length / ids, and the layer count sized to the reference unless set."""
+    t, m = config.model.transformer, config.model
+    ref = transformer_reference(config, data_meta)
+    causal = config.data.kind in CODE_DATA_KINDS
+    hidden, heads = t.hidden_size or ref.hidden_size, t.num_heads or ref.num_heads
+    same_width = (hidden, heads) == (ref.hidden_size, ref.num_heads)
+    if not t.head_dim and hidden % heads:
+        raise ValueError(f"transformer hidden_size {hidden} is not divisible by num_heads {heads} (set head_dim)")
+    head_dim = t.head_dim or (ref.head_dim if same_width else hidden // heads)
+    inter = t.intermediate_size or (ref.intermediate_size if hidden == ref.hidden_size
+                                    else swiglu_intermediate_size(hidden, 4.0))
+    seq_len = int(data_meta["seq_len"])
+    base = TransformerConfig(
+        vocab_size=int(data_meta["vocab_size"]), seq_len=seq_len, num_layers=t.num_layers or 1, hidden_size=hidden,
+        num_heads=heads, head_dim=head_dim, intermediate_size=inter, causal=causal,
+        pre_norm=t.norm == "pre" or (t.norm == "auto" and causal),
+        puzzle_emb_ndim=0 if causal else m.puzzle_emb_ndim,
+        num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)), pos_encodings=m.pos_encodings,
+        rms_norm_eps=m.rms_norm_eps, rope_theta=m.rope_theta, halt_max_steps=t.halt_max_steps,
+        halt_exploration_prob=m.halt_exploration_prob, forward_dtype=m.forward_dtype,
+        attention_impl=m.attention_impl or None, max_position_embeddings=max(2048, seq_len),
+        pad_token_id=data_meta.get("pad_token_id"), bos_token_id=data_meta.get("bos_token_id"),
+        eos_token_id=data_meta.get("eos_token_id"))
+    return (base if t.num_layers else size_transformer(base, ref, t.size_by)), ref
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -4,8 +4,11 @@ One train step, eval step and checkpoint path serve every family (`train.py`); a
 questions. Families:
   * `hrm`: the original HRM with ACT (one segment per train step, the carry in the train state). Puzzle batches
     (inputs, labels, puzzle_identifiers) as the original; code batches (inputs, targets, segment_ids, positions,
-    loss_mask) train it as a causal LM with next-token labels.
+    loss_mask) train it as a causal LM with next-token labels, each example for exactly the generation segment
+    count (ACT halting only with `model.causal_act_halting`, which is not causal).
   * `hrm_text`: HRM-Text (transformers' hrm_text), a causal LM without ACT; code batches only.
+  * `transformer`: the same-size baseline (`model/transformer.py`): on puzzles TRM's transformer baseline through
+    the same ACT step and loss head as HRM; on code a llama-shaped causal LM with HRM-Text's loss.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from hrm_jax import config as config_lib, losses
+from absl import logging
+
+from hrm_jax import config as config_lib, losses, sizing
 from hrm_jax.model import act
 from hrm_jax.model.hrm import HRM, HRMConfig
 from hrm_jax.model.hrm_text import HrmText, HrmTextConfig, num_params as hrm_text_num_params
+from hrm_jax.model.transformer import Transformer, TransformerConfig, num_params as transformer_num_params
 
 PUZZLE_KEYS = ("inputs", "labels", "puzzle_identifiers")
 CODE_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
@@ -46,6 +52,9 @@ class HRMFamily:
     loss_type: str
     code: bool  # batches are packed code (CODE_KEYS) rather than puzzles (PUZZLE_KEYS)
     eval_adaptive: bool = False
+    # Causal models train with ACT halting only when asked (config.model.causal_act_halting): the Q head reads the
+    # last position, so halting (and the carry reset) would depend on later tokens -- not causal.
+    causal_act_halting: bool = False
 
     name = "hrm"
 
@@ -67,11 +76,23 @@ class HRMFamily:
     def initial_carry(self, model: HRM, model_batch: dict[str, jax.Array]):
         return act.initial_carry(model, model_batch)
 
+    @property
+    def fixed_train_segments(self) -> int | None:
+        """Segments per example in training when halting is not learned: the causal model's generation segment
+        count (so training and generation run the same number); None = ACT halting (puzzles, or the flag)."""
+        if self.model_config.causal and not self.causal_act_halting:
+            return self.model_config.num_generation_segments
+        return None
+
+    def train_segment(self, model: HRM, carry, data, rng):
+        """One training ACT segment over model-batch `data` -> (new carry, outputs)."""
+        draws = act.exploration_draws(rng, data["inputs"].shape[0], self.model_config.halt_max_steps)
+        return act.act_step(model, carry, data, training=True, draws=draws, fixed_segments=self.fixed_train_segments)
+
     def train_loss(self, model: HRM, carry, batch, rng) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
         """(sum of the per-example losses, new carry, metric sums), as the original's ACTLossHead."""
         data = self.model_batch(batch)
-        draws = act.exploration_draws(rng, data["inputs"].shape[0], self.model_config.halt_max_steps)
-        carry, outputs = act.act_step(model, carry, data, training=True, draws=draws)
+        carry, outputs = self.train_segment(model, carry, data, rng)
         total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.loss_type)
         return total, carry, m
 
@@ -81,7 +102,7 @@ class HRMFamily:
 
     def eval_metrics(self, model: HRM, batch) -> dict[str, jax.Array]:
         data = self.model_batch(batch)
-        outputs, steps = act.act_infer(model, data, adaptive=self.eval_adaptive)
+        outputs, steps = act.act_infer(model, data, adaptive=self.eval_adaptive, max_steps=self.fixed_train_segments)
         _, m = losses.act_loss(outputs, data["labels"], jnp.ones(steps.shape, bool), steps, self.loss_type)
         out = {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
         return out | _token_metrics(outputs["logits"], data["labels"])
@@ -92,7 +113,42 @@ class HRMFamily:
 
     def flops_per_token(self) -> float:
         from hrm_jax.metrics import hrm_train_flops  # noqa: PLC0415
-        return hrm_train_flops(self.model_config, 1) / self.model_config.total_len
+        mc = self.model_config
+        if self.fixed_train_segments is not None:  # no second forward for a Q target
+            mc = mc.replace(halt_max_steps=1)
+        return hrm_train_flops(mc, 1) / mc.total_len
+
+
+def _causal_token_losses(model, batch, chunked: bool = True):
+    """(per-token loss [B, S], argmax == label [B, S], labels [B, S]) of a causal LM on packed code rows.
+    `chunked` (and a model with `segment_hidden_states`): cross-entropy over sequence chunks
+    (`losses.chunked_softmax_cross_entropy`), never the whole [B, S, V] logits; else the full-logits form (kept
+    for benchmarks/train_memory.py's before/after comparison). Same values."""
+    labels = losses.causal_lm_labels(batch["targets"], batch["loss_mask"], batch["segment_ids"])
+    if chunked and hasattr(model, "segment_hidden_states"):
+        hidden = model.segment_hidden_states(batch["inputs"], batch["segment_ids"], batch["positions"])
+        per_token, correct = losses.chunked_softmax_cross_entropy(hidden, model.logits, labels)
+        return per_token, correct, labels
+    logits = model.segment_logits(batch["inputs"], batch["segment_ids"], batch["positions"])
+    valid = labels != losses.IGNORE_LABEL_ID
+    return losses.softmax_cross_entropy(logits, labels), valid & (jnp.argmax(logits, -1) == labels), labels
+
+
+def causal_lm_train_loss(model, batch, chunked: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Next-token loss of a causal LM on packed code rows, per-example sums like the HRM family: each row's mean
+    token loss, summed over rows (rows without counted tokens add 0), so `total / global_batch` is a
+    per-example mean."""
+    per_token, correct, labels = _causal_token_losses(model, batch, chunked)
+    counts = (labels != losses.IGNORE_LABEL_ID).sum(-1)
+    total = (per_token.sum(-1) / jnp.maximum(counts, 1)).sum()
+    return total, {"tokens": counts.sum(), "correct_tokens": correct.sum(), "lm_loss": total,
+                   "count": (counts > 0).sum()}
+
+
+def causal_lm_eval_metrics(model, batch, chunked: bool = True) -> dict[str, jax.Array]:
+    per_token, correct, labels = _causal_token_losses(model, batch, chunked)
+    return {"tokens": (labels != losses.IGNORE_LABEL_ID).sum(), "correct_tokens": correct.sum(),
+            "loss_sum": per_token.sum()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,36 +175,16 @@ class HrmTextFamily:
     def initial_carry(self, model, model_batch):
         return {}
 
-    def _token_losses(self, model: HrmText, batch):
-        """(per-token loss [B, S], argmax == label [B, S], labels [B, S]); chunked unless `chunked_loss=False`
-        (the full-logits form, kept for benchmarks/train_memory.py's before/after comparison)."""
-        labels = losses.causal_lm_labels(batch["targets"], batch["loss_mask"], batch["segment_ids"])
-        if not self.chunked_loss:
-            logits = model.segment_logits(batch["inputs"], batch["segment_ids"], batch["positions"])
-            valid = labels != losses.IGNORE_LABEL_ID
-            return (losses.softmax_cross_entropy(logits, labels), valid & (jnp.argmax(logits, -1) == labels),
-                    labels)
-        hidden = model.segment_hidden_states(batch["inputs"], batch["segment_ids"], batch["positions"])
-        per_token, correct = losses.chunked_softmax_cross_entropy(hidden, model.logits, labels)
-        return per_token, correct, labels
-
     def train_loss(self, model: HrmText, carry, batch, rng):
-        """Per-example sums like the HRM family: each row's mean token loss, summed over rows (rows without
-        counted tokens add 0), so `total / global_batch` is a per-example mean."""
         del rng
-        per_token, correct, labels = self._token_losses(model, batch)
-        counts = (labels != losses.IGNORE_LABEL_ID).sum(-1)
-        total = (per_token.sum(-1) / jnp.maximum(counts, 1)).sum()
-        m = {"tokens": counts.sum(), "correct_tokens": correct.sum(), "lm_loss": total, "count": (counts > 0).sum()}
+        total, m = causal_lm_train_loss(model, batch, chunked=self.chunked_loss)
         return total, carry, m
 
     def puzzle_ids(self, carry):
         return None
 
     def eval_metrics(self, model: HrmText, batch):
-        per_token, correct, labels = self._token_losses(model, batch)
-        return {"tokens": (labels != losses.IGNORE_LABEL_ID).sum(), "correct_tokens": correct.sum(),
-                "loss_sum": per_token.sum()}
+        return causal_lm_eval_metrics(model, batch, chunked=self.chunked_loss)
 
     def num_params(self) -> int:
         return hrm_text_num_params(self.model_config)
@@ -164,11 +200,80 @@ class HrmTextFamily:
         return calls * block * (no_grad_l + 3 * (grad_l + c.H_cycles)) + 3 * 2 * d * c.vocab_size
 
 
+@dataclasses.dataclass(frozen=True)
+class TransformerFamily:
+    """The transformer baseline. Puzzle batches: TRM's baseline under HRM's ACT step and ACTLossHead (one segment
+    when halt_max_steps is 1). Code batches: the causal LM's next-token loss, as HRM-Text."""
+
+    model_config: TransformerConfig
+    loss_type: str
+    eval_adaptive: bool = False
+    description: str = ""  # the sizing line printed at start
+
+    name = "transformer"
+
+    @property
+    def code(self) -> bool:
+        return self.model_config.causal
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        return CODE_KEYS if self.code else PUZZLE_KEYS
+
+    def build(self, rngs: nnx.Rngs) -> Transformer:
+        return Transformer(self.model_config, rngs=rngs)
+
+    def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        return dict(batch)
+
+    def initial_carry(self, model: Transformer, model_batch: dict[str, jax.Array]):
+        return {} if self.code else act.initial_carry(model, model_batch)
+
+    def train_loss(self, model: Transformer, carry, batch, rng):
+        if self.code:
+            total, m = causal_lm_train_loss(model, batch)
+            return total, carry, m
+        draws = act.exploration_draws(rng, batch["inputs"].shape[0], self.model_config.halt_max_steps)
+        carry, outputs = act.act_step(model, carry, batch, training=True, draws=draws)
+        total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.loss_type)
+        return total, carry, m
+
+    def puzzle_ids(self, carry) -> jax.Array | None:
+        return None if self.code else carry.current_data["puzzle_identifiers"]
+
+    def eval_metrics(self, model: Transformer, batch) -> dict[str, jax.Array]:
+        if self.code:
+            return causal_lm_eval_metrics(model, batch)
+        outputs, steps = act.act_infer(model, batch, adaptive=self.eval_adaptive)
+        _, m = losses.act_loss(outputs, batch["labels"], jnp.ones(steps.shape, bool), steps, self.loss_type)
+        out = {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
+        return out | _token_metrics(outputs["logits"], batch["labels"])
+
+    def num_params(self) -> int:
+        return transformer_num_params(self.model_config)
+
+    def flops_per_token(self) -> float:
+        """Train-step FLOPs per token: forward + backward (3x forward), plus the Q target's second forward when
+        ACT trains (puzzles, halt_max_steps > 1)."""
+        forward = sizing.transformer_forward_flops_per_token(self.model_config)
+        second = forward if not self.code and self.model_config.halt_max_steps > 1 else 0.0
+        return 3.0 * forward + second
+
+
 def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     code = config.data.kind in config_lib.CODE_DATA_KINDS
+    if config.model.family not in config_lib.FAMILIES:
+        raise ValueError(f"config.model.family: {config.model.family!r} is not one of {config_lib.FAMILIES}")
+    if config.model.family == "transformer":
+        model_config, reference = config_lib.transformer_config(config, data_meta)
+        by = None if config.model.transformer.num_layers else config.model.transformer.size_by
+        description = sizing.describe(model_config, reference, by)
+        logging.info("%s", description)
+        return TransformerFamily(model_config, config.model.loss_type, eval_adaptive=config.eval.adaptive,
+                                 description=description)
     if config.model.family == "hrm":
         return HRMFamily(config_lib.hrm_config(config, data_meta), config.model.loss_type, code=code,
-                         eval_adaptive=config.eval.adaptive)
+                         eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.causal_act_halting)
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None,
                          remat=bool(config.model.remat))

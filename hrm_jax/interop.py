@@ -95,7 +95,8 @@ def torch_state_dict_to_params(state_dict: Mapping[str, np.ndarray], config: HRM
 
 
 def params_to_torch_state_dict(params: Mapping, config: HRMConfig, prefix: str = "model.inner.") -> dict:
-    """The original's state_dict (numpy arrays, our dtypes) from a pure dict of `nnx.state(model)`."""
+    """The original's state_dict (numpy arrays in our dtypes, ml_dtypes ones as float32) from a pure dict of
+    `nnx.state(model)`."""
     out = {}
     for key, (path, shape) in _layouts(config).items():
         node = params
@@ -106,8 +107,14 @@ def params_to_torch_state_dict(params: Mapping, config: HRMConfig, prefix: str =
         value = np.asarray(node)
         if value.shape != shape:
             raise ValueError(f"{'/'.join(map(str, path))}: shape {value.shape}, expected {shape}")
-        out[prefix + key] = to_torch_layout(key, value)
+        out[prefix + key] = _torch_loadable(to_torch_layout(key, value))
     return out
+
+
+def _torch_loadable(value: np.ndarray) -> np.ndarray:
+    """torch.from_numpy takes numpy's own dtypes only: ml_dtypes values (bf16 H_init / L_init of a bf16 config)
+    become float32, which holds every one of them exactly; load_state_dict casts back into the buffer's dtype."""
+    return value.astype(np.float32) if np.dtype(value.dtype).type.__module__ == "ml_dtypes" else value
 
 
 def load_torch_state_dict(model: HRM, state_dict: Mapping[str, np.ndarray]) -> None:

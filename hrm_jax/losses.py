@@ -17,8 +17,20 @@ def _loss_float():
     return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
 
+def _stablemax_s(x: jax.Array) -> jax.Array:
+    """The original's s(x): 1/(1-x) for x < 0, x + 1 otherwise (always > 0).
+
+    Safe-where form: each branch sees only inputs where it is taken (the other positions get 0), so the untaken
+    branch's derivative is finite everywhere. Otherwise 1/(1-x+1e-30) at x == 1 has derivative ~1e60 (inf outside
+    float64) and the where's backward computes inf * 0 = NaN for every logit exactly 1.0."""
+    negative = x < 0
+    x_neg = jnp.where(negative, x, 0.0)
+    x_pos = jnp.where(negative, 0.0, x)
+    return jnp.where(negative, 1.0 / (1.0 - x_neg + 1e-30), x_pos + 1.0)
+
+
 def log_stablemax(x: jax.Array, axis: int = -1) -> jax.Array:
-    s = jnp.where(x < 0, 1.0 / (1.0 - x + 1e-30), x + 1.0)
+    s = _stablemax_s(x)
     return jnp.log(s / jnp.sum(s, axis=axis, keepdims=True))
 
 

@@ -152,3 +152,90 @@ def test_adaptive_while_loop_equals_unrolled_per_sample_halting():
     outputs, steps = jax.jit(lambda bb: act.act_infer(model, bb, adaptive=True))(b)
     np.testing.assert_array_equal(steps, expected_steps)
     np.testing.assert_allclose(outputs["logits"], logits[expected_steps - 1, np.arange(B)], rtol=1e-5, atol=1e-5)
+
+
+def _causal_family(causal_act_halting: bool):
+    from hrm_jax.families import HRMFamily  # noqa: PLC0415
+    cfg = HRMConfig(vocab_size=9, seq_len=8, puzzle_emb_ndim=0, hidden_size=16, num_heads=2, H_layers=1, L_layers=1,
+                    halt_max_steps=3, halt_exploration_prob=0.5, forward_dtype="float32", causal=True)
+    return HRMFamily(cfg, "softmax_cross_entropy", code=True, causal_act_halting=causal_act_halting)
+
+
+def _causal_runner(family, steps=7):
+    """batch -> logits and halted of `steps` consecutive training segments (family.train_segment, the train step's
+    path), the same batch and rng stream each time; a Q head that halts some slots early when asked. Compiled once."""
+    model = _model(q_bias=(0.0, 0.0), q_kernel_std=1.0, cfg=family.model_config)
+    segment = jax.jit(lambda carry, data, rng: family.train_segment(model, carry, data, rng))
+
+    def run(batch):
+        data = family.model_batch(batch)
+        carry = family.initial_carry(model, data)
+        out = []
+        for i in range(steps):
+            carry, outputs = segment(carry, data, jax.random.key(i))
+            out.append((np.asarray(outputs["logits"]), np.asarray(carry.halted)))
+        return out
+
+    return run
+
+
+def _code_batch(seed=0, b=3, s=8):
+    rng = np.random.default_rng(seed)
+    return {"inputs": jnp.asarray(rng.integers(0, 9, (b, s)), jnp.int32),
+            "targets": jnp.asarray(rng.integers(0, 9, (b, s)), jnp.int32),
+            "segment_ids": jnp.ones((b, s), jnp.int32), "positions": jnp.tile(jnp.arange(s), (b, 1)),
+            "loss_mask": jnp.ones((b, s), jnp.int32)}
+
+
+def test_causal_training_is_causal_through_act_steps():
+    """Perturbing any late token changes no earlier logit, at any of 7 training segments (resets included): the
+    causal HRM trains with exactly generation_segments segments per example, halting independent of the tokens."""
+    family = _causal_family(causal_act_halting=False)
+    assert family.fixed_train_segments == family.model_config.num_generation_segments == 3
+    batch = _code_batch()
+    run = _causal_runner(family)
+    base = run(batch)
+    assert [h.all() for _, h in base] == [False, False, True] * 2 + [False]  # every slot halts at segment 3
+    for t in range(4, 8):
+        changed = dict(batch, inputs=batch["inputs"].at[:, t].set((batch["inputs"][:, t] + 1) % 9))
+        for step, ((a, _), (b, _)) in enumerate(zip(base, run(changed))):
+            np.testing.assert_array_equal(a[:, :t], b[:, :t], err_msg=f"token {t}, segment {step}")
+            assert not np.array_equal(a[:, t:], b[:, t:])
+
+
+def test_causal_act_halting_flag_is_not_causal():
+    """What the flag trades away (why it is off by default): Q halting reads the last position, so a late token
+    changes which slots halt and reset, and with them earlier logits."""
+    family = _causal_family(causal_act_halting=True)
+    assert family.fixed_train_segments is None
+    batch = _code_batch()
+    run = _causal_runner(family)
+    base = run(batch)
+    leaked = False
+    for t in range(4, 8):
+        for v in range(1, 9):
+            changed = dict(batch, inputs=batch["inputs"].at[:, t].set((batch["inputs"][:, t] + v) % 9))
+            other = run(changed)
+            leaked |= any(not np.array_equal(a[:, :t], b[:, :t]) for (a, _), (b, _) in zip(base, other))
+            if leaked:
+                break
+        if leaked:
+            break
+    assert leaked
+
+
+def test_fixed_segments_rejects_zero():
+    model = _model()
+    batch = _batch(0)
+    with pytest.raises(ValueError, match="fixed_segments must be >= 1"):
+        act.act_step(model, act.initial_carry(model, batch), batch, training=True, fixed_segments=0)
+
+
+def test_causal_act_halting_needs_the_causal_hrm():
+    from hrm_jax import config as config_lib  # noqa: PLC0415
+    c = config_lib.base_config()
+    c.data.kind, c.model.causal_act_halting = "synthetic", True
+    with pytest.raises(config_lib.ConfigError, match="config.model.causal_act_halting"):
+        config_lib.validate(c)
+    c.model.causal = True
+    config_lib.validate(c)

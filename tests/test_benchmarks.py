@@ -24,3 +24,13 @@ def test_train_memory_compares_before_and_after(tmp_path):
     assert [r["variant"] for r in results] == ["before", "after"]
     assert all(r["step_gib"] > 0 and r["temp_gib"] > 0 for r in results), results
     assert (tmp_path / "m.json").exists()
+
+
+def test_train_throughput_side_by_side_families(capsys):
+    out = train_throughput.main(["--config=configs/synthetic.py:tiny", "--steps=1", "--warmup=0",
+                                 "--family=hrm,transformer:flops"])
+    assert [r["family"] for r in out] == ["hrm", "transformer:flops"]
+    assert all(r["loss_finite"] and r["step_s_median"] > 0 for r in out)
+    assert "equal flops" in out[1]["sizing"]
+    table = capsys.readouterr().out.split("configs/synthetic.py:tiny, batch 16 x seq 16")[1]
+    assert "hrm " in table and "transformer:flops" in table and "x first" in table

@@ -75,3 +75,19 @@ def test_errors_name_the_tensor():
     bad = dict(sd, **{"lm_head.weight": np.zeros((11, 16), np.float32)})
     with pytest.raises(ValueError, match=r"lm_head.weight: shape \(11, 16\).*expected \(10, 16\)"):
         interop.torch_state_dict_to_params(bad, CFG)
+
+
+def test_bf16_state_dict_is_torch_loadable_and_exact():
+    """H_init / L_init are bf16 buffers in bf16 configs; ml_dtypes bfloat16 arrays are rejected by torch.from_numpy,
+    so the state_dict carries them as float32 (exact: every bf16 value is a float32 value)."""
+    torch = pytest.importorskip("torch")
+    cfg = CFG.replace(forward_dtype="bfloat16")
+    model = HRM(cfg, rngs=nnx.Rngs(1))
+    sd = interop.params_to_torch_state_dict(nnx.to_pure_dict(nnx.state(model)), cfg, prefix="")
+    tensors = {k: torch.from_numpy(v) for k, v in sd.items()}  # raised TypeError for bfloat16 before
+    np.testing.assert_array_equal(sd["H_init"], np.asarray(model.H_init[...], np.float32))
+    assert tensors["H_init"].dtype == torch.float32 and tensors["lm_head.weight"].dtype == torch.float32
+    back = HRM(cfg, rngs=nnx.Rngs(2))
+    interop.load_torch_state_dict(back, {k: t.numpy() for k, t in tensors.items()})
+    assert back.H_init[...].dtype == jax.numpy.bfloat16
+    np.testing.assert_array_equal(np.asarray(back.L_init[...], np.float32), np.asarray(model.L_init[...], np.float32))

@@ -1,5 +1,6 @@
 """Stablemax / softmax cross-entropy, the ACT loss head and its metrics, causal-LM labels."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -78,3 +79,46 @@ def test_causal_lm_labels_shift_within_segments_and_respect_the_loss_mask():
     out = losses.causal_lm_labels(targets, mask, seg)
     np.testing.assert_array_equal(out, [[IGN, 7, IGN, 9, IGN, IGN]])
     np.testing.assert_array_equal(losses.causal_lm_labels(targets), [[6, 7, 8, 9, 0, IGN]])
+
+
+def _stablemax_ce_grad_f64(logits_V: np.ndarray, label: int) -> np.ndarray:
+    """d/dlogits of -log stablemax(logits)[label] in float64, the original's precision (s(x) = 1/(1-x) for x < 0,
+    x + 1 otherwise; ds/dx = 1/(1-x)^2, resp. 1)."""
+    x = logits_V.astype(np.float64)
+    s = np.where(x < 0, 1 / (1 - np.minimum(x, 0)), x + 1)
+    ds = np.where(x < 0, 1 / (1 - np.minimum(x, 0)) ** 2, 1.0)
+    grad = ds / s.sum()
+    grad[label] -= ds[label] / s[label]
+    return grad
+
+
+def _around(values, dtype):
+    """Each value and its neighbours one ulp below and above, in `dtype`."""
+    out = []
+    for v in values:
+        v = jnp.asarray(v, dtype)
+        out += [jnp.nextafter(v, jnp.asarray(-jnp.inf, dtype)), v, jnp.nextafter(v, jnp.asarray(jnp.inf, dtype))]
+    return jnp.stack(out)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_stablemax_gradient_is_finite_and_exact_at_the_branch_points(dtype, jit):
+    """x == 1 made the untaken 1/(1-x) branch's infinite derivative times 0 a NaN (issue 15); x == 0 is the
+    branch switch, x == -1 the zero of x + 1. Every logit row holds one such point (+-1 ulp); each row's label is
+    the point itself, then another position, so both gradient terms are exercised."""
+    points = _around([-1.0, 0.0, 1.0], dtype)  # [9]
+    others = jnp.asarray([0.25, -2.0, 3.0], dtype)
+    rows = jnp.concatenate([points[:, None], jnp.broadcast_to(others, (points.shape[0], 3))], axis=1)  # [9, 4]
+    logits = jnp.stack([rows, rows])  # [2, 9, 4]: batch 0 labels the point, batch 1 labels position 2
+    labels = jnp.stack([jnp.zeros(9, jnp.int32), jnp.full(9, 2, jnp.int32)])
+
+    grad_fn = jax.grad(lambda lg: losses.stablemax_cross_entropy(lg, labels).sum())
+    grad = np.asarray((jax.jit(grad_fn) if jit else grad_fn)(logits).astype(jnp.float32))
+    assert np.isfinite(grad).all(), grad
+    x64 = np.asarray(logits.astype(jnp.float32), np.float64)
+    expected = np.stack([np.stack([_stablemax_ce_grad_f64(x64[b, i], int(labels[b, i])) for i in range(9)])
+                         for b in range(2)])
+    # The gradient is computed in fp32 and returned in the logits' dtype: fp32 rounding, resp. bf16 rounding.
+    rtol = 1e-6 if dtype == jnp.float32 else 2.0 ** -8
+    np.testing.assert_allclose(grad, expected, rtol=rtol, atol=1e-7)

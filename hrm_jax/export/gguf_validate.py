@@ -1,5 +1,6 @@
-"""Read an `hrm_text` GGUF back and check it is loadable: architecture, hyperparameters, tensor names and shapes,
-data inside the file. `validate_gguf(path)` returns a summary or raises GGUFValidationError naming the problem."""
+"""Read an `hrm_text` or `llama` GGUF back and check it is loadable: architecture, hyperparameters, tensor names
+and shapes, data inside the file. `validate_gguf(path)` returns a summary or raises GGUFValidationError naming the
+problem."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import gguf
 import numpy as np
 
 ARCH = "hrm_text"
+LLAMA_ARCH = "llama"
+ARCHITECTURES = (ARCH, LLAMA_ARCH)
+_LLAMA_REQUIRED_U32 = ("block_count", "context_length", "embedding_length", "feed_forward_length",
+                       "attention.head_count", "attention.head_count_kv", "rope.dimension_count")
 _REQUIRED_U32 = ("block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
                  "attention.head_count_kv", "attention.key_length", "hrm.layers_per_stack", "hrm.h_cycles",
                  "hrm.l_cycles")
@@ -66,6 +71,24 @@ def expected_shapes(meta_get, vocab_size: int, tied: bool) -> dict[str, tuple[in
     return shapes
 
 
+def llama_expected_shapes(meta_get, vocab_size: int, tied: bool) -> dict[str, tuple[int, ...]]:
+    """llama.cpp `llama` tensors (numpy [out, in]) for the hyperparameters; key_length defaults to d / heads."""
+    d, ffn, heads = meta_get("embedding_length"), meta_get("feed_forward_length"), meta_get("attention.head_count")
+    kv_heads = meta_get("attention.head_count_kv")
+    head_dim = meta_get("attention.key_length", d // heads)
+    shapes = {"token_embd.weight": (vocab_size, d), "output_norm.weight": (d,)}
+    if not tied:
+        shapes["output.weight"] = (vocab_size, d)
+    for b in range(meta_get("block_count")):
+        shapes |= {f"blk.{b}.attn_norm.weight": (d,), f"blk.{b}.attn_q.weight": (heads * head_dim, d),
+                   f"blk.{b}.attn_k.weight": (kv_heads * head_dim, d),
+                   f"blk.{b}.attn_v.weight": (kv_heads * head_dim, d),
+                   f"blk.{b}.attn_output.weight": (d, heads * head_dim), f"blk.{b}.ffn_norm.weight": (d,),
+                   f"blk.{b}.ffn_gate.weight": (ffn, d), f"blk.{b}.ffn_up.weight": (ffn, d),
+                   f"blk.{b}.ffn_down.weight": (d, ffn)}
+    return shapes
+
+
 def validate_gguf(path: str | os.PathLike) -> GGUFSummary:
     """Check `path` as an hrm_text GGUF; raise GGUFValidationError (file + key/tensor + expectation) if it is not."""
     path = str(path)
@@ -78,14 +101,17 @@ def validate_gguf(path: str | os.PathLike) -> GGUFSummary:
         raise GGUFValidationError(f"{path}: not a readable GGUF file (truncated or corrupt?): "
                                   f"{type(e).__name__}: {e}") from e
     arch = _field(reader, "general.architecture")
-    if arch != ARCH:
-        raise GGUFValidationError(f"{path}: general.architecture is {arch!r}, expected {ARCH!r}")
+    if arch not in ARCHITECTURES:
+        raise GGUFValidationError(f"{path}: general.architecture is {arch!r}, expected one of {ARCHITECTURES}")
 
-    def meta_get(key):
-        value = _field(reader, f"{ARCH}.{key}")
-        if value is None:
-            raise GGUFValidationError(f"{path}: metadata key {ARCH}.{key} is missing (required by llama.cpp)")
-        return int(value)
+    def meta_get(key, default=None):
+        value = _field(reader, f"{arch}.{key}")
+        if value is None and default is None:
+            raise GGUFValidationError(f"{path}: metadata key {arch}.{key} is missing (required by llama.cpp)")
+        return int(default if value is None else value)
+
+    if arch == LLAMA_ARCH:
+        return _validate_llama(path, size, reader, meta_get)
 
     for key in _REQUIRED_U32:
         meta_get(key)
@@ -104,6 +130,33 @@ def validate_gguf(path: str | os.PathLike) -> GGUFSummary:
 
     found = {t.name: t for t in reader.tensors}
     expected = expected_shapes(meta_get, len(tokens), tied="output.weight" not in found)
+    _check_tensors(path, size, found, expected, f32_only=("hrm.z_l_init",))
+    types = collections.Counter(t.tensor_type.name for t in reader.tensors)
+    return GGUFSummary(path=path, architecture=arch, tensor_count=len(found), tensor_types=dict(types),
+                       metadata=_metadata(reader), file_size=size)
+
+
+def _validate_llama(path: str, size: int, reader: gguf.GGUFReader, meta_get) -> GGUFSummary:
+    for key in _LLAMA_REQUIRED_U32:
+        meta_get(key)
+    if not _field(reader, f"{LLAMA_ARCH}.attention.layer_norm_rms_epsilon"):
+        raise GGUFValidationError(f"{path}: metadata key {LLAMA_ARCH}.attention.layer_norm_rms_epsilon is missing or 0")
+    heads, kv_heads = meta_get("attention.head_count"), meta_get("attention.head_count_kv")
+    if heads % kv_heads:
+        raise GGUFValidationError(f"{path}: {LLAMA_ARCH}.attention.head_count {heads} is not a multiple of "
+                                  f"head_count_kv {kv_heads}")
+    tokens = _field(reader, "tokenizer.ggml.tokens")
+    if not tokens:
+        raise GGUFValidationError(f"{path}: no tokenizer.ggml.tokens (the tokenizer is not embedded)")
+    found = {t.name: t for t in reader.tensors}
+    expected = llama_expected_shapes(meta_get, len(tokens), tied="output.weight" not in found)
+    _check_tensors(path, size, found, expected, f32_only=())
+    types = collections.Counter(t.tensor_type.name for t in reader.tensors)
+    return GGUFSummary(path=path, architecture=LLAMA_ARCH, tensor_count=len(found), tensor_types=dict(types),
+                       metadata=_metadata(reader), file_size=size)
+
+
+def _check_tensors(path: str, size: int, found: dict, expected: dict, f32_only: tuple[str, ...]) -> None:
     missing = [n for n in expected if n not in found]
     if missing:
         raise GGUFValidationError(f"{path}: {len(missing)} tensor(s) missing: {', '.join(missing[:8])}"
@@ -120,11 +173,8 @@ def validate_gguf(path: str | os.PathLike) -> GGUFSummary:
         if t.data_offset + t.n_bytes > size:
             raise GGUFValidationError(f"{path}: tensor {name} data ends at byte {t.data_offset + t.n_bytes}, "
                                       f"past the end of the file ({size} bytes): truncated")
-        if name == "hrm.z_l_init" and t.tensor_type != gguf.GGMLQuantizationType.F32:
+        if name in f32_only and t.tensor_type != gguf.GGMLQuantizationType.F32:
             raise GGUFValidationError(f"{path}: tensor {name} is {t.tensor_type.name}, expected F32")
-    types = collections.Counter(t.tensor_type.name for t in reader.tensors)
-    return GGUFSummary(path=path, architecture=arch, tensor_count=len(found), tensor_types=dict(types),
-                       metadata=_metadata(reader), file_size=size)
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""HRM-Text -> GGUF for llama.cpp's `hrm_text` architecture (HRM_TEXT_REFERENCE.md section 7), tokenizer embedded.
+"""HRM-Text -> GGUF for llama.cpp's `hrm_text` architecture (HRM_TEXT_REFERENCE.md section 7), tokenizer embedded;
+the causal transformer baseline -> llama.cpp's `llama` architecture (tensors from `hrm_jax.export.llama`).
 
 Tensors (numpy [out, in], as ggml stores PyTorch's layout; GGUF `ne` is the reverse), `3 + 8 * 2 * lps` of them:
 
@@ -20,11 +21,14 @@ import gguf
 import numpy as np
 
 from hrm_jax import hf
+from hrm_jax.export import llama
 from hrm_jax.export.hf_tokenizer import sp_pieces
 from hrm_jax.model.hrm_text import HrmText, HrmTextConfig
+from hrm_jax.model.transformer import Transformer, TransformerConfig
 from input_pipeline.tokenizer import SentencePieceTokenizer
 
 ARCH = "hrm_text"
+LLAMA_ARCH = "llama"
 QT = gguf.GGMLQuantizationType
 QUANTS = {"f32": (QT.F32, gguf.LlamaFileType.ALL_F32), "f16": (QT.F16, gguf.LlamaFileType.MOSTLY_F16),
           "q8_0": (QT.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0), "q4_0": (QT.Q4_0, gguf.LlamaFileType.MOSTLY_Q4_0)}
@@ -93,6 +97,23 @@ def _add_hparams(w: gguf.GGUFWriter, config: HrmTextConfig, file_type) -> None:
     w.add_bool(f"{ARCH}.hrm.prefix_lm", bool(config.prefix_lm))
 
 
+def _add_llama_hparams(w: gguf.GGUFWriter, c: TransformerConfig, file_type) -> None:
+    arch = LLAMA_ARCH
+    w.add_file_type(int(file_type))
+    w.add_uint32(f"{arch}.vocab_size", c.vocab_size)
+    w.add_uint32(f"{arch}.block_count", c.num_layers)
+    w.add_uint32(f"{arch}.context_length", c.max_position_embeddings)
+    w.add_uint32(f"{arch}.embedding_length", c.hidden_size)
+    w.add_uint32(f"{arch}.feed_forward_length", c.intermediate_size)
+    w.add_uint32(f"{arch}.attention.head_count", c.num_heads)
+    w.add_uint32(f"{arch}.attention.head_count_kv", c.num_heads)
+    w.add_uint32(f"{arch}.attention.key_length", c.head_dim)
+    w.add_uint32(f"{arch}.attention.value_length", c.head_dim)
+    w.add_uint32(f"{arch}.rope.dimension_count", c.head_dim)
+    w.add_float32(f"{arch}.rope.freq_base", float(c.rope_theta))
+    w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", float(c.rms_norm_eps))
+
+
 def _add_tokenizer(w: gguf.GGUFWriter, tokenizer: SentencePieceTokenizer) -> None:
     pieces = sp_pieces(tokenizer)
     w.add_tokenizer_model("llama")
@@ -108,25 +129,33 @@ def _add_tokenizer(w: gguf.GGUFWriter, tokenizer: SentencePieceTokenizer) -> Non
     w.add_add_space_prefix(False)
 
 
-def write_gguf(model: HrmText, tokenizer: SentencePieceTokenizer, path: str | Path, quant: str = "f16",
+def write_gguf(model: HrmText | Transformer, tokenizer: SentencePieceTokenizer, path: str | Path, quant: str = "f16",
                *, prefix_lm: bool | None = None, name: str = "hrm-jax") -> Path:
-    """Write `model` with `tokenizer` embedded to the GGUF file `path`, weights as `quant` (f32|f16|q8_0|q4_0).
-    `prefix_lm` overrides the config's flag in the file (write False for causal-parity checks; section 7.4)."""
+    """Write `model` with `tokenizer` embedded to the GGUF file `path`, weights as `quant` (f32|f16|q8_0|q4_0):
+    HRM-Text as `hrm_text`, the causal transformer baseline as `llama`. `prefix_lm` (HRM-Text only) overrides the
+    config's flag in the file (write False for causal-parity checks; section 7.4)."""
     config = model.config
     if config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"model vocab_size {config.vocab_size} != tokenizer vocabulary {tokenizer.vocab_size}: "
                          "the tokenizer is not the one the model was trained with")
     qtype, file_type = _quant(quant)
-    if prefix_lm is not None:
-        config = config.replace(prefix_lm=prefix_lm)
+    if isinstance(model, Transformer):
+        llama.check_exportable(model)
+        arch, tensors = LLAMA_ARCH, llama.gguf_tensors(model)
+        add_hparams = lambda w: _add_llama_hparams(w, config, file_type)  # noqa: E731
+    else:
+        if prefix_lm is not None:
+            config = config.replace(prefix_lm=prefix_lm)
+        arch, tensors = ARCH, gguf_tensors(model)
+        add_hparams = lambda w: _add_hparams(w, config, file_type)  # noqa: E731
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(path), ARCH)
+    w = gguf.GGUFWriter(str(path), arch)
     try:
         w.add_name(name)
-        _add_hparams(w, config, file_type)
+        add_hparams(w)
         _add_tokenizer(w, tokenizer)
-        for tname, array in gguf_tensors(model).items():
+        for tname, array in tensors.items():
             ttype = tensor_type(array, quant)
             if ttype == QT.F32:
                 w.add_tensor(tname, array)

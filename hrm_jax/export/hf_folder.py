@@ -1,13 +1,18 @@
 """A complete transformers folder for an HRM-Text model: weights and config (`hf.save_pretrained`) plus our
-tokenizer (`hf_tokenizer`), so `AutoTokenizer` and `AutoModelForCausalLM.from_pretrained(folder)` load it offline."""
+tokenizer (`hf_tokenizer`), so `AutoTokenizer` and `AutoModelForCausalLM.from_pretrained(folder)` load it offline.
+The causal transformer baseline is written as a `LlamaForCausalLM` folder (`hrm_jax.export.llama`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from hrm_jax import hf
+from hrm_jax.export import llama
 from hrm_jax.export.hf_tokenizer import save_tokenizer
 from hrm_jax.model.hrm_text import HrmText
+from hrm_jax.model.transformer import Transformer
 from input_pipeline.tokenizer import SentencePieceTokenizer
 
 
@@ -24,10 +29,14 @@ def check_tokenizer_fits(model: HrmText, tokenizer: SentencePieceTokenizer) -> N
             raise ValueError(f"model config {key}={value} but the tokenizer's id is {tok_id}")
 
 
-def export_hf_folder(model: HrmText, tokenizer: SentencePieceTokenizer, path: str | Path, dtype=None) -> Path:
+def export_hf_folder(model: HrmText | Transformer, tokenizer: SentencePieceTokenizer, path: str | Path,
+                     dtype=None) -> Path:
     """Write config.json, generation_config.json, model.safetensors (float32, or `dtype`), tokenizer.json,
     tokenizer_config.json, special_tokens_map.json and tokenizer.model into `path`. Returns `path`."""
     check_tokenizer_fits(model, tokenizer)
+    if isinstance(model, Transformer):
+        return llama.export_llama_folder(model, tokenizer, path,
+                                         dtype="float32" if dtype is None else np.dtype(dtype).name)
     path = hf.save_pretrained(model, path, dtype=dtype)
     save_tokenizer(tokenizer, path)
     return path

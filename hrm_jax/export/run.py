@@ -1,7 +1,9 @@
 """`--config.mode=export`: restore a run's latest checkpoint and write it as `config.export.format`:
 
-    hf     HRM-Text: a transformers folder with the tokenizer (`hf_folder`)
-    gguf   HRM-Text: one GGUF file for llama.cpp, weights as `config.export.quant` (f32|f16|q8_0|q4_0)
+    hf     HRM-Text: a transformers folder with the tokenizer (`hf_folder`); the causal transformer baseline: a
+           LlamaForCausalLM folder
+    gguf   HRM-Text (hrm_text) or the causal transformer (llama): one GGUF file for llama.cpp, weights as
+           `config.export.quant` (f32|f16|q8_0|q4_0)
     torch  puzzle HRM: safetensors + config.json in the original sapientinc/HRM names (`torch_hrm`);
            HRM-Text: the transformers folder's weights and config (no tokenizer)
 
@@ -21,7 +23,7 @@ from absl import logging
 from hrm_jax import data as data_lib, hf, train
 from hrm_jax.export import gguf_kquants, gguf_validate, gguf_writer, hf_folder, torch_hrm
 
-FORMATS = {"hf": ("hrm_text",), "gguf": ("hrm_text",), "torch": ("hrm", "hrm_text")}
+FORMATS = {"hf": ("hrm_text", "transformer"), "gguf": ("hrm_text", "transformer"), "torch": ("hrm", "hrm_text")}
 
 
 class ExportError(ValueError):
@@ -33,7 +35,9 @@ def check_format(fmt: str, family: str, quant: str) -> None:
         raise ExportError(f"config.export.format={fmt!r} is not one of {sorted(FORMATS)}")
     if family not in FORMATS[fmt]:
         hint = {"hrm": "use export.format=torch for the puzzle HRM",
-                "hrm_text": "use export.format=hf, gguf or torch"}[family]
+                "hrm_text": "use export.format=hf, gguf or torch",
+                "transformer": "use export.format=hf or gguf (the causal transformer is exported as llama)"}.get(
+                    family, f"model.family={family!r} has no export format")
         raise ExportError(f"config.export.format={fmt!r} does not fit model.family={family!r} "
                           f"(it takes {', '.join(FORMATS[fmt])}); {hint}")
     known = (*gguf_writer.QUANTS, *gguf_kquants.K_QUANTS)

@@ -56,9 +56,16 @@ def _select_rows(flag_B: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array
 
 
 def act_step(model: HRM, carry: ACTCarry, batch: dict[str, jax.Array], *, training: bool,
-             draws: ExplorationDraws | None = None) -> tuple[ACTCarry, dict[str, jax.Array]]:
-    """One ACT segment. In training with halt_max_steps > 1, `draws` (see `exploration_draws`) are required."""
+             draws: ExplorationDraws | None = None,
+             fixed_segments: int | None = None) -> tuple[ACTCarry, dict[str, jax.Array]]:
+    """One ACT segment. In training with halt_max_steps > 1, `draws` (see `exploration_draws`) are required.
+
+    `fixed_segments=N`: every slot halts after exactly N segments, training included (no Q halting, exploration
+    or Q target, so no second forward). The causal HRM trains so by default: Q-based halting reads the Q head at
+    the last position, so whether a slot halts -- and its carry resets -- would depend on later tokens."""
     cfg = model.config
+    if fixed_segments is not None and fixed_segments < 1:
+        raise ValueError(f"fixed_segments must be >= 1, got {fixed_segments}")
     inner = model.reset_carry(carry.halted, carry.inner)
     steps = jnp.where(carry.halted, 0, carry.steps)
     data = {k: _select_rows(carry.halted, batch[k], v) for k, v in carry.current_data.items()}
@@ -67,6 +74,8 @@ def act_step(model: HRM, carry: ACTCarry, batch: dict[str, jax.Array], *, traini
     outputs = {"logits": logits, "q_halt_logits": q_halt, "q_continue_logits": q_continue}
 
     steps = steps + 1
+    if fixed_segments is not None:
+        return ACTCarry(inner=inner, steps=steps, halted=steps >= fixed_segments, current_data=data), outputs
     is_last = steps >= cfg.halt_max_steps
     halted = is_last
     if training and cfg.halt_max_steps > 1:
