@@ -97,7 +97,8 @@ def run_variant(args, variant: str) -> dict:
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
-        return {"variant": variant, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+        errors = [line for line in proc.stderr.splitlines() if "Error" in line] or proc.stderr.splitlines() or ["failed"]
+        return {"variant": variant, "error": errors[-1].strip()}
     return json.loads(lines[-1])
 
 
