@@ -12,6 +12,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from hrm_jax import runtime
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The run's config file (configs/*.py[:variant]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run directory holding the checkpoint.")
 _SPLIT = flags.DEFINE_string("split", "test", "MBPP split (prompt, test, validation, train).")
@@ -31,6 +33,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def run(benchmark: str) -> dict:
     """Evaluates the flags' run on `benchmark`, printing and returning the summaries."""
+    runtime.start(_WORKDIR.value, capture_stdout=False)  # library output into <workdir>/log.txt
     from evals.benchmark import evaluate_benchmark  # noqa: PLC0415 (JAX after flag parsing)
     from hrm_jax import restore  # noqa: PLC0415
 
@@ -45,5 +48,23 @@ def run(benchmark: str) -> dict:
     print(json.dumps(result, indent=2), file=sys.stdout)
     return result
 
+
+def _main(benchmark: str, argv) -> None:
+    del argv
+    runtime.start(_WORKDIR.value, capture_stdout=False)
+    from hrm_jax.preemption import Preempted  # noqa: PLC0415
+
+    from hrm_jax.preemption import run_interruptible  # noqa: PLC0415
+
+    try:
+        run_interruptible(lambda: run(benchmark), "the evaluation", "the judged tasks are kept in the output "
+                          "folder's samples.jsonl; rerun the same command to go on from there")
+    except Preempted as e:
+        runtime.say_stopped(str(e))
+        sys.exit(0)
+    except Exception as e:  # noqa: BLE001 (one line on the console, the traceback in the log)
+        sys.exit(runtime.fail(e))
+
+
 def main(benchmark: str) -> None:
-    app.run(lambda argv: run(benchmark) and None)
+    app.run(lambda argv: _main(benchmark, argv), flags_parser=runtime.parse_flags)

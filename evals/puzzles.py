@@ -37,6 +37,9 @@ def main(argv) -> None:
     del argv
     from absl import flags  # noqa: PLC0415
 
+    from hrm_jax import runtime  # noqa: PLC0415
+
+    runtime.start(flags.FLAGS.workdir, capture_stdout=False)  # library output into <workdir>/log.txt
     out = evaluate_puzzles(flags.FLAGS.config, flags.FLAGS.workdir, flags.FLAGS.max_batches)
     text = json.dumps(out, indent=2)
     if flags.FLAGS.out:
@@ -54,4 +57,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("max_batches", 0, "Evaluate only the first N test batches (0: all).")
     flags.DEFINE_string("out", None, "Also write the result here as JSON.")
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    from hrm_jax import runtime
+
+    app.run(main, flags_parser=runtime.parse_flags)

@@ -23,7 +23,7 @@ from hrm_jax.model.trm import TRMConfig
 from hrm_jax.sizing import (SIZE_BY, SizeReference, hrm_forward_flops_per_token, hrm_num_params,
                             hrm_text_forward_flops_per_token, size_transformer)
 
-MODES = ("train", "eval", "export")
+MODES = ("train", "eval", "export", "recipe")
 FAMILIES = ("hrm", "hrm_text", "trm", "transformer")
 PUZZLE_FAMILIES = ("hrm", "trm", "transformer")  # families that also train on puzzle / synthetic batches
 # TRM's own fields (config node `model.trm`); forward_dtype and attention_impl are shared `model.*` fields.
@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
         if field.name not in ("vocab_size", "seq_len", "num_puzzle_identifiers"):
             c.model[field.name] = getattr(defaults, field.name)
     c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
+    c.model.remat = False  # HRM-Text: recompute each block in the backward pass (less memory, ~1 more forward)
     # Causal HRM: train with ACT (Q-learned) halting instead of exactly generation_segments (default
     # halt_max_steps) segments per example. NOT causal: the Q head reads the last position, so halting and the
     # carry reset depend on later tokens, and generation (fixed segments) then differs from training.

@@ -141,27 +141,36 @@ class HRMFamily:
         return hrm_train_flops(mc, 1) / mc.total_len
 
 
-def _causal_logits_labels(model, batch):
+def _causal_token_losses(model, batch, chunked: bool = True):
+    """(per-token loss [B, S], argmax == label [B, S], labels [B, S]) of a causal LM on packed code rows.
+    `chunked` (and a model with `segment_hidden_states`): cross-entropy over sequence chunks
+    (`losses.chunked_softmax_cross_entropy`), never the whole [B, S, V] logits; else the full-logits form (kept
+    for benchmarks/train_memory.py's before/after comparison). Same values."""
     labels = losses.causal_lm_labels(batch["targets"], batch["loss_mask"], batch["segment_ids"])
+    if chunked and hasattr(model, "segment_hidden_states"):
+        hidden = model.segment_hidden_states(batch["inputs"], batch["segment_ids"], batch["positions"])
+        per_token, correct = losses.chunked_softmax_cross_entropy(hidden, model.logits, labels)
+        return per_token, correct, labels
     logits = model.segment_logits(batch["inputs"], batch["segment_ids"], batch["positions"])
-    return logits, labels
+    valid = labels != losses.IGNORE_LABEL_ID
+    return losses.softmax_cross_entropy(logits, labels), valid & (jnp.argmax(logits, -1) == labels), labels
 
 
-def causal_lm_train_loss(model, batch) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Next-token loss of a causal LM on packed code rows (`model.segment_logits`), per-example sums like the HRM
-    family: each row's mean token loss, summed over rows (rows without counted tokens add 0), so
-    `total / global_batch` is a per-example mean."""
-    logits, labels = _causal_logits_labels(model, batch)
-    per_token = losses.softmax_cross_entropy(logits, labels)
+def causal_lm_train_loss(model, batch, chunked: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Next-token loss of a causal LM on packed code rows, per-example sums like the HRM family: each row's mean
+    token loss, summed over rows (rows without counted tokens add 0), so `total / global_batch` is a
+    per-example mean."""
+    per_token, correct, labels = _causal_token_losses(model, batch, chunked)
     counts = (labels != losses.IGNORE_LABEL_ID).sum(-1)
     total = (per_token.sum(-1) / jnp.maximum(counts, 1)).sum()
-    return total, _token_metrics(logits, labels) | {"lm_loss": total, "count": (counts > 0).sum()}
+    return total, {"tokens": counts.sum(), "correct_tokens": correct.sum(), "lm_loss": total,
+                   "count": (counts > 0).sum()}
 
 
-def causal_lm_eval_metrics(model, batch) -> dict[str, jax.Array]:
-    logits, labels = _causal_logits_labels(model, batch)
-    per_token = losses.softmax_cross_entropy(logits, labels)
-    return _token_metrics(logits, labels) | {"loss_sum": per_token.sum()}
+def causal_lm_eval_metrics(model, batch, chunked: bool = True) -> dict[str, jax.Array]:
+    per_token, correct, labels = _causal_token_losses(model, batch, chunked)
+    return {"tokens": (labels != losses.IGNORE_LABEL_ID).sum(), "correct_tokens": correct.sum(),
+            "loss_sum": per_token.sum()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,13 +200,15 @@ class HrmTextFamily:
     dtype: Any = jnp.float32
     init: str = "authors"
     attention_impl: str | None = None
+    remat: bool = False  # per-block rematerialization (config.model.remat)
+    chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits
 
     name = "hrm_text"
     batch_keys = CODE_KEYS
 
     def build(self, rngs: nnx.Rngs) -> HrmText:
         return HrmText(self.model_config, dtype=self.dtype, init=self.init, attention_impl=self.attention_impl,
-                       rngs=rngs)
+                       remat=self.remat, rngs=rngs)
 
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         return dict(batch)
@@ -207,14 +218,14 @@ class HrmTextFamily:
 
     def train_loss(self, model: HrmText, carry, batch, rng):
         del rng
-        total, m = causal_lm_train_loss(model, batch)
+        total, m = causal_lm_train_loss(model, batch, chunked=self.chunked_loss)
         return total, carry, m
 
     def puzzle_ids(self, carry):
         return None
 
     def eval_metrics(self, model: HrmText, batch):
-        return causal_lm_eval_metrics(model, batch)
+        return causal_lm_eval_metrics(model, batch, chunked=self.chunked_loss)
 
     def num_params(self) -> int:
         return hrm_text_num_params(self.model_config)
@@ -308,5 +319,6 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
         return TRMFamily(config_lib.trm_config(config, data_meta), config.model.loss_type, code=code,
                          eval_adaptive=config.eval.adaptive)
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
-                         init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None)
+                         init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None,
+                         remat=bool(config.model.remat))
 

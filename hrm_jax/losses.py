@@ -49,6 +49,43 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.where(valid, ce, 0.0)
 
 
+def chunked_softmax_cross_entropy(hidden_BSD: jax.Array, head, labels_BS: jax.Array, *, chunk: int | None = None,
+                                  max_chunk_elements: int = 2 ** 25) -> tuple[jax.Array, jax.Array]:
+    """Per-token softmax cross-entropy and argmax-correctness of `head(hidden)` without the [B, S, V] logits.
+
+    `head` maps hidden states [B, c, D] to logits [B, c, V]. The sequence is cut into chunks of `chunk` positions
+    (default: as many as keep B x c x V <= `max_chunk_elements`, i.e. 128 MiB of fp32 logits) and a checkpointed
+    `lax.map` computes each chunk's logits, loss and correctness, so the forward and the backward (which recomputes
+    a chunk's logits from its hidden states) hold one chunk of logits at a time instead of the whole tensor: the
+    full form's [B, S, V] fp32 logits, their softmax and their gradient are each B x S x V x 4 bytes (1 GiB at
+    32 x 512 x 16384). Values equal `softmax_cross_entropy(head(hidden), labels)` (0 where label == -100) and
+    `argmax(logits) == label` (False there). Returns (loss_BS fp32, correct_BS bool).
+    """
+    b, s, _ = hidden_BSD.shape
+    if chunk is None:
+        vocab = jax.eval_shape(head, jax.ShapeDtypeStruct((b, 1, hidden_BSD.shape[-1]), hidden_BSD.dtype)).shape[-1]
+        chunk = max(1, min(s, max_chunk_elements // max(b * vocab, 1)))
+    n = -(-s // chunk)
+    pad = n * chunk - s
+    if pad:
+        hidden_BSD = jnp.pad(hidden_BSD, ((0, 0), (0, pad), (0, 0)))
+        labels_BS = jnp.pad(labels_BS, ((0, 0), (0, pad)), constant_values=IGNORE_LABEL_ID)
+
+    @jax.checkpoint
+    def one_chunk(args):
+        h_BCD, labels_BC = args
+        logits_BCV = head(h_BCD).astype(jnp.float32)
+        valid = labels_BC != IGNORE_LABEL_ID
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits_BCV, jnp.where(valid, labels_BC, 0))
+        correct = valid & (jnp.argmax(logits_BCV, axis=-1) == labels_BC)
+        return jnp.where(valid, ce, 0.0), correct
+
+    to_chunks = lambda x: jnp.moveaxis(x.reshape(b, n, chunk, *x.shape[2:]), 1, 0)  # noqa: E731
+    loss_NBC, correct_NBC = jax.lax.map(one_chunk, (to_chunks(hidden_BSD), to_chunks(labels_BS)))
+    from_chunks = lambda x: jnp.moveaxis(x, 0, 1).reshape(b, n * chunk)[:, :s]  # noqa: E731
+    return from_chunks(loss_NBC), from_chunks(correct_NBC)
+
+
 LOSS_FUNCTIONS = {"stablemax_cross_entropy": stablemax_cross_entropy,
                   "softmax_cross_entropy": softmax_cross_entropy}
 

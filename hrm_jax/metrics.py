@@ -2,7 +2,7 @@
 
 Writers: a JSONL file (`metrics.jsonl`, one record per report, full float precision), TensorBoard event files
 through tensorboardX (clu's writers need TensorFlow, which is not a dependency), and console logging. Only process
-0 writes files. `Progress` reports steps/s, tokens/s, ETA and an MFU estimate from a documented FLOP count.
+0 writes files. `PerfMeter` gives steps/s, tokens/s, ETA and an MFU estimate from a documented FLOP count.
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ def hrm_train_flops(mc: HRMConfig, global_batch: int) -> float:
     return float(global_batch * mc.total_len * (no_grad + grad + q_target))
 
 
-class Progress:
-    """steps/s, tokens/s, ETA and MFU over the interval since the last report."""
+class PerfMeter:
+    """steps/s, tokens/s, ETA and MFU over the interval since the last report, for the metrics files (the
+    console's progress line is `hrm_jax.progress.Progress`)."""
 
-    def __init__(self, total_steps: int, start_step: int, tokens_per_step: int, flops_per_step: float):
+    def __init__(self, start_step: int, tokens_per_step: int, flops_per_step: float, total_steps: int | None = None):
         self.total, self.tokens_per_step, self.flops_per_step = total_steps, tokens_per_step, flops_per_step
         self.peak = peak_flops_per_device()
         self.last_step, self.last_time = start_step, time.perf_counter()
@@ -68,8 +69,9 @@ class Progress:
         seconds = max(now - self.last_time, 1e-9)
         self.last_step, self.last_time = step, now
         rate = steps / seconds
-        out = {"perf/steps_per_s": rate, "perf/tokens_per_s": rate * self.tokens_per_step,
-               "perf/eta_s": (self.total - step) / rate}
+        out = {"perf/steps_per_s": rate, "perf/tokens_per_s": rate * self.tokens_per_step}
+        if self.total is not None:
+            out["perf/eta_s"] = (self.total - step) / rate
         if self.peak:
             out["perf/mfu"] = rate * self.flops_per_step / (self.peak * jax.device_count())
         return out

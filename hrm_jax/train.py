@@ -22,8 +22,9 @@ from flax import nnx, struct
 
 from hrm_jax import checkpoint as ckpt_lib
 from hrm_jax import data as data_lib
-from hrm_jax import evaluation, families, metrics as metrics_lib, optim, parallel, preemption, resume
+from hrm_jax import evaluation, families, metrics as metrics_lib, optim, parallel, preemption, resume, step_memory
 from hrm_jax.model.layers import PuzzleEmbedding
+from hrm_jax.progress import Progress, say
 
 
 @struct.dataclass
@@ -185,7 +186,11 @@ def setup(config: ml_collections.ConfigDict, workdir: str) -> tuple[Run, Any]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Resume-or-init, then train to `config.train.steps`, checkpointing and evaluating along the way."""
+    """Resume-or-init, then train to `config.train.steps`, checkpointing and evaluating along the way.
+
+    The step is compiled first, its memory checked against the device's (`step_memory`); progress lines (step,
+    loss, tokens/s, ETA measured after compilation) at least every 30 s; SIGTERM stops after the current step with
+    a checkpoint (during compilation: at once, raising `preemption.Preempted`)."""
     run, train_ds = setup(config, workdir)
     trainer, manager = run.trainer, run.manager
     is_chief = jax.process_index() == 0
@@ -201,10 +206,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     tokens_per_step = config.data.global_batch_size * run.spec.seq_len
     if is_chief:
         writer.write_config(config)
-        logging.info("%s: %s parameters; mesh %s; start at step %d of %d", trainer.family.name,
-                     f"{trainer.family.num_params():,}", dict(trainer.mesh.shape), start, total)
-    progress = metrics_lib.Progress(total, start, tokens_per_step=tokens_per_step,
-                                    flops_per_step=trainer.family.flops_per_token() * tokens_per_step)
+        say(f"{trainer.family.name}: {trainer.family.num_params():,} parameters; mesh {dict(trainer.mesh.shape)}; "
+            f"{'start' if start == 0 else 'resume'} at step {start} of {total} ({tokens_per_step:,} tokens/step)")
     pending = None  # (step, device metrics): pulled after the next step is dispatched, so dispatch never stalls
 
     def flush(item):
@@ -215,33 +218,59 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             raise NonFiniteLossError(f"non-finite loss {m['loss']} at step {step}; stopped. The last good "
                                      f"checkpoint (step {manager.latest_step()}) is kept in {workdir}.")
         if step % config.train.log_every == 0 or step == total:
-            writer.write_train(step, m, config.data.global_batch_size, progress.report(step))
+            writer.write_train(step, m, config.data.global_batch_size, perf.report(step))
+        if is_chief:
+            progress.update(step, loss=float(m["loss"]))
+
+    def save(step, force=False):
+        run.save(step, state, train_iter, force=force)
+        if is_chief:
+            say(f"checkpoint step {step} -> {manager.directory}/{step}")
 
     with preemption.PreemptionSignal() as preempt:
         try:
+            step_fn = trainer.train_step
+            first = None
+            if start < total:
+                first = put_batch(trainer, next(train_iter))
+                try:
+                    # Multi-host: no early stop while compiling (hosts must agree; the step loop's check does).
+                    poll = preempt.requested_here if jax.process_count() == 1 else (lambda: False)
+                    step_fn = step_memory.compile_step(trainer, state, first, stop_requested=poll)
+                except step_memory.CompilationInterrupted as e:
+                    latest = manager.latest_step()
+                    raise preemption.Preempted(
+                        f"SIGTERM: {e}; nothing new to checkpoint ("
+                        f"{'latest checkpoint: step %d' % latest if latest is not None else 'no step trained yet'}"
+                        "); rerun the same command to resume") from None
+            perf = metrics_lib.PerfMeter(start, tokens_per_step, trainer.family.flops_per_token() * tokens_per_step,
+                                         total)
+            progress = Progress("step", total, done=start, interval_s=30.0, rate_scale=tokens_per_step,
+                                rate_unit="tokens/s")
             for step in range(start + 1, total + 1):
-                batch = put_batch(trainer, next(train_iter))
+                batch = first if first is not None else put_batch(trainer, next(train_iter))
+                first = None
                 with jax.set_mesh(trainer.mesh):
-                    state, m = trainer.train_step(state, batch)
+                    state, m = step_fn(state, batch)
                 if pending is not None:
                     flush(pending)
                 pending = (step, m)
                 if preempt.requested():
                     flush(pending)
-                    run.save(step, state, train_iter, force=True)
+                    save(step, force=True)
                     logging.warning("SIGTERM: stopped after step %d of %d with a checkpoint; rerun the same "
                                     "command to resume", step, total)
                     return state
                 if config.train.checkpoint_every and step % config.train.checkpoint_every == 0 and step != total:
                     flush(pending)
                     pending = None
-                    run.save(step, state, train_iter)
+                    save(step)
                 if config.train.eval_every and step % config.train.eval_every == 0 and step != total:
                     writer.write_scalars(step, _run_eval(config, trainer, state, workdir))
             if pending is not None:
                 flush(pending)
             if start < total:
-                run.save(total, state, train_iter, force=True)
+                save(total, force=True)
             writer.write_scalars(total, _run_eval(config, trainer, state, workdir))
         finally:
             manager.close()

@@ -16,6 +16,16 @@ def test_train_throughput_smoke(tmp_path):
     assert out["tflops_per_step"] > 0 and (tmp_path / "r.json").exists()
 
 
+def test_train_memory_compares_before_and_after(tmp_path):
+    import train_memory  # noqa: PLC0415
+
+    results = train_memory.main(["--config=configs/mbpp.py:tiny", "--batch=8", "--seq_len=32", "--steps=0",
+                                 f"--json={tmp_path / 'm.json'}"])
+    assert [r["variant"] for r in results] == ["before", "after"]
+    assert all(r["step_gib"] > 0 and r["temp_gib"] > 0 for r in results), results
+    assert (tmp_path / "m.json").exists()
+
+
 def test_train_throughput_side_by_side_families(capsys):
     out = train_throughput.main(["--config=configs/synthetic.py:tiny", "--steps=1", "--warmup=0",
                                  "--family=hrm,transformer:flops"])

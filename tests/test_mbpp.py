@@ -215,3 +215,26 @@ def test_tfds_builder_reads_env_and_checks_the_checksum(tmp_path, monkeypatch):
     builder = tfds.builder("mbpp/sanitized", data_dir=tmp_path / "tfds")
     with pytest.raises(MbppDataError, match=rf"{path}: sha256 mismatch"):
         builder.download_and_prepare()
+
+
+def test_tfds_builder_downloads_when_no_local_copy(tmp_path, monkeypatch):
+    """No $HRM_JAX_DATA_DIR and no source_dir: the builder asks TFDS's download manager for the canonical URL
+    (mocked here: it returns a copy of the pinned file), verifies the sha256 and builds the splits."""
+    import tensorflow_datasets as tfds
+    import input_pipeline.mbpp as mbpp_builder
+    source = data_dir() / "mbpp" / "mbpp.jsonl"
+    monkeypatch.delenv("HRM_JAX_DATA_DIR", raising=False)
+    fetched = []
+
+    def fake_download(self, url):
+        fetched.append(url)
+        dst = tmp_path / "downloads" / "mbpp.jsonl"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(source, dst)
+        return dst
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
+    builder = tfds.builder("mbpp/full", data_dir=tmp_path / "tfds")
+    builder.download_and_prepare()
+    assert fetched == [mbpp_builder.SOURCES["full"].url] and fetched[0].startswith("https://")
+    assert {split: len(s) for split, s in builder.as_data_source().items()} == SPLIT_SIZES["full"]

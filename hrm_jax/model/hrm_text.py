@@ -229,12 +229,12 @@ class HrmText(nnx.Module):
     `init="transformers"`: `_init_weights` (plain normal(0, initializer_range) for every linear and the embedding,
     pad row zeroed, z_L_init zeros). `init="authors"`: Sapient's truncated LeCun (fmod(3)), std 1/sqrt(D) for gqkv,
     gate_up, o_proj, the embedding and lm_head, 1/sqrt(I) for down_proj; z_L_init unit std rounded to bf16 as they
-    store it; the pad row zeroed too.
+    store it; the pad row zeroed too. `remat=True`: per-block rematerialization in training (`layers.BlockStack`).
     """
 
     def __init__(self, config: HrmTextConfig, *, dtype=jnp.float32,
                  init: Literal["transformers", "authors"] = "transformers",
-                 attention_impl: Literal["xla", "cudnn"] | None = None, rngs: nnx.Rngs):
+                 attention_impl: Literal["xla", "cudnn"] | None = None, remat: bool = False, rngs: nnx.Rngs):
         if init not in ("transformers", "authors"):
             raise ValueError(f"HrmText init must be 'transformers' or 'authors', got {init!r}")
         self.config, self.dtype = config, dtype
@@ -256,7 +256,7 @@ class HrmText(nnx.Module):
                     d, cfg.num_attention_heads, cfg.head_dim, cfg.intermediate_size, eps=cfg.rms_norm_eps,
                     pre_norm=True, gated_attention=True, rope_in_fp32=False, dtype=dtype, kernel_init=kernel_init,
                     down_init=down_init, attention_impl=attention_impl, rngs=rngs))
-            return layers.BlockStack(blocks, final_norm_eps=cfg.rms_norm_eps)
+            return layers.BlockStack(blocks, final_norm_eps=cfg.rms_norm_eps, remat=remat)
 
         self.L_module = stack()
         self.H_module = stack()
@@ -316,13 +316,18 @@ class HrmText(nnx.Module):
         logits = self.embed_tokens.attend(z_H_BSD) if self.lm_head is None else self.lm_head(z_H_BSD)
         return layers.shard_activation(logits, layers.ACT_BSV)
 
-    def segment_logits(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array, positions_BS: jax.Array) -> jax.Array:
-        """Logits for packed training rows: causal attention within each segment (segment id 0 = padding, never
-        attended), RoPE positions restarting per segment (`positions_BS`)."""
+    def segment_hidden_states(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array,
+                              positions_BS: jax.Array) -> jax.Array:
+        """Final z_H [B, S, D] for packed training rows: causal attention within each segment (segment id 0 =
+        padding, never attended), RoPE positions restarting per segment (`positions_BS`)."""
         index_1S = jnp.arange(input_ids_BS.shape[1], dtype=jnp.int32)[None]
         mask = layers.attention_mask(causal=True, q_index=index_1S, kv_index=index_1S,
                                      q_segment_ids=segment_ids_BS, kv_segment_ids=segment_ids_BS)
-        return self.logits(self.hidden_states(input_ids_BS, positions_BS, mask))
+        return self.hidden_states(input_ids_BS, positions_BS, mask)
+
+    def segment_logits(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array, positions_BS: jax.Array) -> jax.Array:
+        """Logits [B, S, V] of `segment_hidden_states` (training computes its loss chunked instead)."""
+        return self.logits(self.segment_hidden_states(input_ids_BS, segment_ids_BS, positions_BS))
 
     def __call__(self, input_ids_BS: jax.Array | None = None, token_type_ids_BS: jax.Array | None = None,
                  attention_mask_BS: jax.Array | None = None, position_ids_BS: jax.Array | None = None, *,

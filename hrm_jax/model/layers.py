@@ -304,18 +304,30 @@ class Block(nnx.Module):
         return rms_norm(h + self.mlp(h), self.eps)
 
 
+@nnx.remat
+def _rematerialized_block(layer: Block, h_BSD, cos, sin, mask):
+    return layer(h_BSD, cos, sin, mask)
+
+
 class BlockStack(nnx.Module):
     """A stack of blocks applied in sequence (HRM's reasoning module, HRM-Text's H/L module).
-    `final_norm` adds HRM-Text's parameter-free RMSNorm after every stack call."""
+    `final_norm` adds HRM-Text's parameter-free RMSNorm after every stack call. `remat=True` recomputes each
+    block's activations in the backward pass (one `jax.checkpoint` per block) instead of keeping them all: the
+    [B, N, S, S] attention intermediates of every gradient-carrying block otherwise stay live until the backward
+    pass (16 blocks x several 256 MiB buffers for code-30m at 32 x 512). Same values; about one more forward."""
 
-    def __init__(self, blocks: list[Block], *, final_norm_eps: float | None = None):
+    def __init__(self, blocks: list[Block], *, final_norm_eps: float | None = None, remat: bool = False):
         self.layers = nnx.List(blocks)
         self.final_norm_eps = final_norm_eps
+        self.remat = remat
 
     def __call__(self, h_BSD: jax.Array, cos=None, sin=None, mask=None, kv_cache=None) -> jax.Array:
         for layer in self.layers:
             h_BSD = shard_activation(h_BSD, ACT_BSD)
-            h_BSD = layer(h_BSD, cos, sin, mask, kv_cache=kv_cache)
+            if self.remat and kv_cache is None:
+                h_BSD = _rematerialized_block(layer, h_BSD, cos, sin, mask)
+            else:
+                h_BSD = layer(h_BSD, cos, sin, mask, kv_cache=kv_cache)
         if self.final_norm_eps is not None:
             h_BSD = rms_norm(h_BSD, self.final_norm_eps)
         return h_BSD

@@ -1,0 +1,92 @@
+"""The memory fix keeps the numbers: chunked cross-entropy and per-block remat give the full form's loss and
+gradients; the compiled step's memory is checked against the device's before the first step."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from hrm_jax import losses, step_memory
+from hrm_jax.model.hrm_text import HrmText, HrmTextConfig
+
+IGN = losses.IGNORE_LABEL_ID
+
+
+@pytest.mark.parametrize("chunk", [None, 3, 7])
+def test_chunked_cross_entropy_matches_full_logits_values_and_gradients(chunk):
+    rng = np.random.default_rng(0)
+    b, s, d, v = 2, 7, 5, 11
+    hidden = jnp.asarray(rng.normal(size=(b, s, d)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(d, v)), jnp.float32)
+    labels = jnp.asarray(rng.integers(0, v, (b, s)), jnp.int32).at[0, 2].set(IGN).at[1, 6].set(IGN)
+
+    def full(h, w):
+        logits = h @ w
+        return losses.softmax_cross_entropy(logits, labels), (labels != IGN) & (jnp.argmax(logits, -1) == labels)
+
+    def chunked(h, w):
+        return losses.chunked_softmax_cross_entropy(h, lambda x: x @ w, labels, chunk=chunk)
+
+    (lf, cf), (lc, cc) = full(hidden, w), chunked(hidden, w)
+    np.testing.assert_allclose(lc, lf, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(cc, cf)
+    assert float(lc[0, 2]) == 0.0 and not bool(cc[0, 2])
+    gf = jax.grad(lambda h, w: full(h, w)[0].sum(), argnums=(0, 1))(hidden, w)
+    gc = jax.grad(lambda h, w: chunked(h, w)[0].sum(), argnums=(0, 1))(hidden, w)
+    for a, b_ in zip(gc, gf):
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-6)
+
+
+def test_chunk_default_bounds_the_logits_chunk():
+    seen = []
+
+    def head(x):
+        seen.append(x.shape)
+        return jnp.zeros((*x.shape[:2], 64), jnp.float32)
+
+    losses.chunked_softmax_cross_entropy(jnp.zeros((4, 32, 3)), head, jnp.zeros((4, 32), jnp.int32),
+                                         max_chunk_elements=4 * 8 * 64)
+    assert seen[-1] == (4, 8, 3)  # 4 chunks of 8 positions, never [4, 32, 64]
+
+
+def test_block_remat_gives_the_same_loss_and_gradients():
+    cfg = HrmTextConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_layers_per_stack=2,
+                        num_attention_heads=2, head_dim=8, H_cycles=2, L_cycles=2, L_bp_cycles=(0, 2),
+                        prefix_lm=False, pad_token_id=0)
+    ids = jnp.asarray(np.random.default_rng(1).integers(1, 32, (2, 6)), jnp.int32)
+    seg, pos = jnp.ones_like(ids), jnp.broadcast_to(jnp.arange(6), ids.shape)
+    out = []
+    for remat in (False, True):
+        model = HrmText(cfg, remat=remat, rngs=nnx.Rngs(0))
+        gd, p, rest = nnx.split(model, nnx.Param, ...)
+
+        def loss(p):
+            m = nnx.merge(gd, p, rest)
+            return losses.chunked_softmax_cross_entropy(m.segment_hidden_states(ids, seg, pos), m.logits,
+                                                        ids)[0].sum()
+
+        out.append(jax.value_and_grad(loss)(p))
+    (l0, g0), (l1, g1) = out
+    np.testing.assert_allclose(l1, l0, rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_check_fits_names_the_fields_to_lower():
+    mem = step_memory.StepMemory(temp=30 * 2**30, arguments=2**30, outputs=2**30, aliased=2**30, code=0)
+    assert mem.total == 31 * 2**30
+    assert "31.00 GiB" in step_memory.check_fits(mem, 64 * 2**30, "test")
+    with pytest.raises(step_memory.StepMemoryError) as e:
+        step_memory.check_fits(mem, 24 * 2**30, "host RAM")
+    msg = str(e.value)
+    assert "\n" not in msg and all(f in msg for f in ("data.global_batch_size", "data.seq_len", "model.remat"))
+
+
+def test_cpu_memory_flags_keep_an_explicit_choice():
+    assert step_memory.cpu_memory_flags("") == f"{step_memory.CPU_SCHEDULER_FLAG}=false"
+    assert step_memory.cpu_memory_flags("--a=1").startswith("--a=1 ")
+    mine = f"{step_memory.CPU_SCHEDULER_FLAG}=true"
+    assert step_memory.cpu_memory_flags(mine) == mine
