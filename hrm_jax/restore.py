@@ -38,6 +38,11 @@ class Restored(NamedTuple):
     mesh: jax.sharding.Mesh  # where the weights live
 
 
+# Top-level nodes the recipe config (configs/mbpp.py) adds for its stage runner (hrm_jax/recipe.py); a stored
+# config may carry them, and loading the model ignores them.
+RECIPE_NODES = ("recipe", "pretrain")
+
+
 def config_from_dict(stored: dict, base: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
     """A checkpoint's stored config (JSON) as a ConfigDict of this code's schema; a key this schema lacks is an
     error naming it (the checkpoint predates or postdates a config change)."""
@@ -45,6 +50,8 @@ def config_from_dict(stored: dict, base: ml_collections.ConfigDict | None = None
 
     def fill(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
         for key, value in values.items():
+            if not prefix and key in RECIPE_NODES and key not in node:
+                continue  # the recipe's stage settings (configs/mbpp.py), not part of the trained model's run
             if key not in node:
                 raise ckpt_lib.IncompatibleCheckpointError(
                     f"the checkpoint's config has config.{prefix}{key}, which this code does not know")
