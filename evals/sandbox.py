@@ -31,6 +31,8 @@ process count. Verdict.isolation lists the layers that were actually applied.
 Without a mount namespace, the interpreter's standard library must be readable by `uid`
 (with one, directories under a closed parent such as /root are bind-mounted into view).
 """
+import fcntl
+import importlib.util
 import json
 import os
 import selectors
@@ -62,19 +64,21 @@ class SandboxLimits:
     wall_seconds: float = 15.0
     memory_bytes: int = 1 << 30         # address space
     file_size_bytes: int = 16 << 20     # largest file the program may write
-    max_processes: int = 64             # for the whole sandbox uid
+    max_processes: int = 64             # for the run's uid (each concurrent run has its own)
     output_bytes: int = 64 << 10        # kept of stdout (its start) and of stderr (its end)
-    uid: int = 65534                    # the user programs run as, when started as root
-    gid: int = 65534
+    uid: int = 1_900_000_000            # started as root, a run takes a free uid (= gid) of [uid, uid + uid_pool)
+    uid_pool: int = 4096
     open_files: int = 256
     workdir_bytes: int = 64 << 20       # size of the work dir's tmpfs, where one can be mounted
+    packages: tuple[str, ...] = ()      # installed top-level packages a program may import (beyond the stdlib)
     namespaces: bool = True             # the switches below exist to test the fallbacks
     landlock: bool = True
     seccomp: bool = True
 
     def __post_init__(self):
+        object.__setattr__(self, "packages", tuple(self.packages))
         for name in ("cpu_seconds", "wall_seconds", "memory_bytes", "file_size_bytes", "max_processes",
-                     "output_bytes", "open_files", "workdir_bytes"):
+                     "output_bytes", "open_files", "workdir_bytes", "uid_pool"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SandboxLimits.{name} must be positive, got {getattr(self, name)}")
 
@@ -84,14 +88,61 @@ def _scrubbed_env(workdir: str) -> dict[str, str]:
             "HOME": workdir, "TMPDIR": workdir, "TMP": workdir, "TEMP": workdir}
 
 
-def _prepare_dirs(base: Path, source: str, limits: SandboxLimits) -> tuple[Path, Path]:
+class _UidLease:
+    """A uid of the pool that no other run holds, in this process or another (an flock per uid).
+
+    One uid per concurrent run makes RLIMIT_NPROC per run: a fork bomb exhausts only its own count.
+    """
+
+    _LOCK_DIR = Path(tempfile.gettempdir()) / "hrm_sandbox_uids"
+
+    def __init__(self, limits: SandboxLimits):
+        self.uid, self._fd = None, None
+        if os.geteuid() != 0:
+            return  # unprivileged: programs run as the caller in a user namespace
+        self._LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+        start = int.from_bytes(os.urandom(2), "little") % limits.uid_pool  # spread reuse over the pool
+        for offset in range(limits.uid_pool):
+            uid = limits.uid + (start + offset) % limits.uid_pool
+            fd = os.open(self._LOCK_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            return
+        raise RuntimeError(f"all {limits.uid_pool} sandbox uids from {limits.uid} are in use")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def package_dirs(packages: Sequence[str]) -> list[str]:
+    """The install locations (package dir or module file, plus a `<name>.libs` beside it) of `packages`."""
+    dirs = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin in (None, "built-in", "frozen"):
+            raise ValueError(f"SandboxLimits.packages: {name!r} is not an installed package")
+        location = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
+        dirs.append(location)
+        libs = os.path.join(os.path.dirname(location), f"{name}.libs")
+        if os.path.isdir(libs):
+            dirs.append(libs)
+    return dirs
+
+
+def _prepare_dirs(base: Path, source: str, uid: int | None) -> tuple[Path, Path]:
     """base/program.py (readable only by us) and base/work (the program's own, empty)."""
     program, workdir = base / "program.py", base / "work"
     program.write_bytes(source.encode("utf-8", errors="surrogatepass"))
     program.chmod(0o600)
     workdir.mkdir(mode=0o700)
-    if os.geteuid() == 0:
-        os.chown(workdir, limits.uid, limits.gid)
+    if uid is not None:
+        os.chown(workdir, uid, uid)
     base.chmod(0o711)
     return program, workdir
 
@@ -162,12 +213,14 @@ def _drain(monitor: subprocess.Popen, result_fd: int, sinks: dict[int, CappedBuf
 def run_program(source: str, limits: SandboxLimits = SandboxLimits()) -> Verdict:
     """Run one program in the sandbox and return its Verdict (never raises for the program's sake)."""
     started = time.monotonic()
+    lease = _UidLease(limits)
     base = Path(tempfile.mkdtemp(prefix="hrm_sandbox_"))
     try:
-        program, workdir = _prepare_dirs(base, source, limits)
+        program, workdir = _prepare_dirs(base, source, lease.uid)
         result_r, result_w = os.pipe()
-        config = dict(asdict(limits), program_path=str(program), workdir=str(workdir), base_dir=str(base),
-                      result_fd=result_w)
+        config = dict(asdict(limits), uid=lease.uid, gid=lease.uid, program_path=str(program),
+                      workdir=str(workdir), base_dir=str(base), result_fd=result_w,
+                      package_dirs=package_dirs(limits.packages))
         try:
             monitor = subprocess.Popen(
                 [sys.executable, "-I", "-B", str(_BOOTSTRAP), json.dumps(config)],
@@ -197,6 +250,7 @@ def run_program(source: str, limits: SandboxLimits = SandboxLimits()) -> Verdict
         _, record = _parse_results(results.getvalue())
     finally:
         _remove_tree(base)
+        lease.release()
     return classify(record, stdout=stdout.text(), stderr=stderr.text(),
                     output_truncated=stdout.truncated or stderr.truncated,
                     duration_s=time.monotonic() - started, cpu_limit_s=limits.cpu_seconds,

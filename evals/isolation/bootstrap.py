@@ -41,7 +41,8 @@ _package = types.ModuleType("_sandbox_isolation")
 _package.__path__ = [_HERE]
 sys.modules[_package.__name__] = _package
 
-from _sandbox_isolation import landlock, namespaces, process_tree, seccomp, socket_guard, syscalls  # noqa: E402
+from _sandbox_isolation import (landlock, minimal_root, namespaces, process_tree, seccomp,  # noqa: E402
+                                socket_guard, syscalls)
 
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 _REPORT_CAP = 1 << 20
@@ -252,12 +253,30 @@ def _python_dirs() -> list[str]:
 
 
 def _isolate_filesystem(config: dict, layers: list[str], is_root: bool) -> None:
-    """Mounts in the fresh mount namespace; each step is skipped if the kernel refuses it."""
+    """Mounts in the fresh mount namespace; each step is skipped if the kernel refuses it.
+
+    First choice: a minimal root (interpreter, libraries, allowed packages, the work dir; see minimal_root).
+    Where that cannot be built: the work dir's tmpfs, the interpreter exposed, world-writable dirs sealed.
+    """
     try:
         namespaces.make_mounts_private()
     except OSError:
         return  # never mount anything that could propagate to the host
     uid, gid = (config["uid"], config["gid"]) if is_root else (os.geteuid(), os.getegid())
+    if minimal_root.supported():
+        binds, hidden = minimal_root.interpreter_dirs()
+        root = os.path.join(config["base_dir"], "root")
+        try:
+            os.mkdir(root, 0o755)
+            minimal_root.enter(root, binds=binds + list(config["package_dirs"]), hidden=hidden,
+                               workdir=config["workdir"], workdir_bytes=config["workdir_bytes"], uid=uid, gid=gid)
+            layers += ["minimal-root", "tmpfs"]
+            return
+        except OSError:
+            try:
+                syscalls.umount(root, 2)  # MNT_DETACH: drop the half-built tree, then fall back
+            except OSError:
+                pass
     steps = [
         ("tmpfs", lambda: namespaces.mount_tmpfs(config["workdir"], config["workdir_bytes"], uid, gid) or True),
         ("python-exposed", lambda: is_root and namespaces.expose_to(_python_dirs(), uid, gid)),
