@@ -44,7 +44,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from evals.capped_buffer import CappedBuffer
@@ -52,6 +52,7 @@ from evals.verdict import Status, Verdict, classify
 
 _BOOTSTRAP = Path(__file__).resolve().with_name("isolation") / "bootstrap.py"
 _RESULT_CAP = 1 << 20
+_REPLIES_CAP = 16 << 20  # all values one run returns
 _BACKSTOP_GRACE_S = 5.0  # monitor start-up and clean-up, beyond the wall limit
 _DRAIN_AFTER_KILL_S = 1.0
 
@@ -210,31 +211,78 @@ def _drain(monitor: subprocess.Popen, result_fd: int, sinks: dict[int, CappedBuf
     return killed
 
 
+@dataclass(frozen=True)
+class RunIO:
+    """What a run exchanges beyond stdout/stderr (evals/isolation/bootstrap.py `_serve` has the protocol).
+
+    `requests`: test calls the program answers after it ran (JSON lines); the answers come back in
+    RunResult.replies. `fds`: inherited fds by role, for a run wired to a peer run ("requests_fd" and
+    "replies_fd" for a serving candidate, "channel_in"/"channel_out" for a judge); they are closed here.
+    """
+
+    requests: bytes | None = None
+    setup: str = ""                # run in the program's namespace before the calls (MBPP test_setup_code)
+    stop_on_raise: bool = True
+    fds: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    verdict: Verdict               # how the process ended, by its own account: trusted only for trusted code
+    replies: bytes = b""
+    replies_truncated: bool = False
+
+
 def run_program(source: str, limits: SandboxLimits = SandboxLimits()) -> Verdict:
-    """Run one program in the sandbox and return its Verdict (never raises for the program's sake)."""
+    """Run one program in the sandbox and return how it ended (never raises for the program's sake).
+
+    The verdict is the program's own account of its end: a hostile program can fake "passed". Candidates are
+    judged by evals.judging, which compares the values they return outside their process.
+    """
+    return run_sandboxed(source, limits).verdict
+
+
+def run_sandboxed(source: str, limits: SandboxLimits = SandboxLimits(), io: RunIO = RunIO()) -> RunResult:
+    """Run one program in the sandbox, answering io.requests or talking over io.fds."""
     started = time.monotonic()
-    lease = _UidLease(limits)
-    base = Path(tempfile.mkdtemp(prefix="hrm_sandbox_"))
+    extra = dict(io.fds)
+    lease, base, replies_r = None, None, None
     try:
+        lease = _UidLease(limits)
+        base = Path(tempfile.mkdtemp(prefix="hrm_sandbox_"))
         program, workdir = _prepare_dirs(base, source, lease.uid)
+        if io.requests is not None:
+            requests = base / "requests.jsonl"
+            requests.write_bytes(io.requests)
+            requests.chmod(0o600)
+            extra["requests_fd"] = os.open(requests, os.O_RDONLY | os.O_CLOEXEC)
+            replies_r, extra["replies_fd"] = os.pipe()
         result_r, result_w = os.pipe()
         config = dict(asdict(limits), uid=lease.uid, gid=lease.uid, program_path=str(program),
                       workdir=str(workdir), base_dir=str(base), result_fd=result_w,
-                      package_dirs=package_dirs(limits.packages))
+                      package_dirs=package_dirs(limits.packages), setup=io.setup,
+                      stop_on_raise=io.stop_on_raise, **extra)
         try:
             monitor = subprocess.Popen(
                 [sys.executable, "-I", "-B", str(_BOOTSTRAP), json.dumps(config)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(result_w,), cwd="/", env=_scrubbed_env(str(workdir)), start_new_session=True)
+                pass_fds=(result_w, *extra.values()), cwd="/", env=_scrubbed_env(str(workdir)),
+                start_new_session=True)
         except BaseException:
             os.close(result_r)
             raise
         finally:
             os.close(result_w)
+            for fd in extra.values():
+                os.close(fd)
+            extra = {}
         stdout = CappedBuffer(limits.output_bytes, keep="head")
         stderr = CappedBuffer(limits.output_bytes, keep="tail")
         results = CappedBuffer(_RESULT_CAP, keep="head")
+        replies = CappedBuffer(_REPLIES_CAP, keep="head")
         sinks = {monitor.stdout.fileno(): stdout, monitor.stderr.fileno(): stderr, result_r: results}
+        if replies_r is not None:
+            sinks[replies_r] = replies
         try:
             backstop_fired = _drain(monitor, result_r, sinks,
                                     time.monotonic() + limits.wall_seconds + _BACKSTOP_GRACE_S)
@@ -249,12 +297,21 @@ def run_program(source: str, limits: SandboxLimits = SandboxLimits()) -> Verdict
                 monitor.wait()
         _, record = _parse_results(results.getvalue())
     finally:
-        _remove_tree(base)
-        lease.release()
-    return classify(record, stdout=stdout.text(), stderr=stderr.text(),
-                    output_truncated=stdout.truncated or stderr.truncated,
-                    duration_s=time.monotonic() - started, cpu_limit_s=limits.cpu_seconds,
-                    wall_limit_s=limits.wall_seconds, backstop_fired=backstop_fired)
+        for fd in [*extra.values(), replies_r]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if base is not None:
+            _remove_tree(base)
+        if lease is not None:
+            lease.release()
+    verdict = classify(record, stdout=stdout.text(), stderr=stderr.text(),
+                       output_truncated=stdout.truncated or stderr.truncated,
+                       duration_s=time.monotonic() - started, cpu_limit_s=limits.cpu_seconds,
+                       wall_limit_s=limits.wall_seconds, backstop_fired=backstop_fired)
+    return RunResult(verdict, replies.getvalue(), replies.truncated)
 
 
 def _run_contained(source: str, limits: SandboxLimits) -> Verdict:

@@ -4,6 +4,7 @@ Each hostile program is asserted to be contained (the host and this test process
 nothing left behind) and the evaluation to finish. Limits are tight so the file runs fast.
 """
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -382,6 +383,7 @@ def test_writing_outside_the_work_dir_fails(target, layers):
 # stopped sharing kernel state; the evaluator path (runner.judge on real benchmark tasks) is what is attacked.
 
 
+@functools.lru_cache(maxsize=None)
 def _task(benchmark: str, task_id):
     from evals.tasks import humaneval_tasks, mbpp_tasks
     from input_pipeline.humaneval import load_humaneval
