@@ -1,23 +1,32 @@
-"""Run untrusted Python programs (a solution plus its test asserts) in contained processes.
+"""Run untrusted Python programs in contained processes.
+
+This module runs a program and reports how it ended; it does not judge candidates. A program's own account
+of its end can be faked by the program, so benchmark verdicts come from evals/judging.py: the candidate
+returns values over a pipe (`RunIO`), and they are compared outside its process.
 
 Each program runs in its own process tree under evals/isolation/bootstrap.py, with layers
 applied where the kernel allows and weaker fallbacks where it does not:
 
   time       RLIMIT_CPU (SIGXCPU, then SIGKILL) and a wall-clock limit enforced by a monitor
              process, backed by a supervisor-side kill of the whole tree.
-  memory     RLIMIT_AS; RLIMIT_FSIZE per file; the work dir is a size-capped tmpfs when a
-             mount namespace is available (otherwise only the per-file cap bounds the disk).
-  processes  RLIMIT_NPROC for the sandbox uid (root drops to `uid`/`gid`, so it binds);
-             a pid namespace (its death kills every process in it), plus a subreaper monitor
-             that kills any leftover descendant, so nothing outlives the run.
+  memory     RLIMIT_AS; RLIMIT_FSIZE per file; the work dir is a size-capped tmpfs when a mount namespace
+             is available; memory outside the address space is refused by seccomp (memfd_create, SysV
+             shmget/msgget/semget, mq_open).
+  processes  a uid of its own per concurrent run (root drops to a free uid of [uid, uid + uid_pool), held by
+             an flock), so RLIMIT_NPROC binds each run alone; a pid namespace (its death kills every process
+             in it), plus a subreaper monitor that kills any leftover descendant, so nothing outlives the run.
   network    a fresh network namespace (no interfaces up); a seccomp filter refusing every
              socket but AF_UNIX (x86_64/aarch64); Landlock denying TCP. Only if neither the
              namespace nor seccomp is available, an in-process Python guard (weak: ctypes
              gets past it).
-  files      the dropped uid cannot write where others cannot; Landlock limits writes to the
-             work dir and /dev/null; in a mount namespace /tmp, /var/tmp and /dev/shm are also
-             covered by read-only tmpfs. With neither Landlock nor a mount namespace, the
-             sandbox uid can still write world-writable dirs such as /tmp.
+  files      a minimal root (pivot_root): the interpreter, its standard library, the shared libraries,
+             the `packages` allowed, all read-only, and the work dir; no checkout, data, home, site-packages
+             or host sockets. Where it cannot be built: the dropped uid cannot write where others cannot,
+             /tmp, /var/tmp and /dev/shm are covered by read-only tmpfs. Landlock limits writes to the work
+             dir and /dev/null either way.
+  state      a fresh IPC namespace (SysV objects and POSIX queues die with the run); seccomp refuses the
+             kernel keyring (add_key, request_key, keyctl), connect/bind (no unix socket reached or
+             published by path) and sends that carry an address; socketpair() stays usable.
   signals    the program cannot signal its supervisor: other uid (root case), other pid
              namespace, Landlock signal scoping.
   other      scrubbed environment (PATH, LANG, HOME/TMPDIR = work dir), stdin /dev/null,
@@ -29,7 +38,7 @@ user namespace (when unprivileged ones are allowed), and concurrent programs sha
 process count. Verdict.isolation lists the layers that were actually applied.
 
 Without a mount namespace, the interpreter's standard library must be readable by `uid`
-(with one, directories under a closed parent such as /root are bind-mounted into view).
+(with one, directories under a closed parent such as /root are bound or exposed into view).
 """
 import fcntl
 import importlib.util

@@ -517,6 +517,16 @@ def test_the_sandbox_sees_no_project_data_or_home():
     assert all(interpreter.startswith(os.path.join(home, entry) + "/") for entry in seen["home"]), seen
 
 
+def test_only_allowed_packages_can_be_imported():
+    program = "import humanize\nprint(humanize.intcomma(1234567))\n"
+    refused = run_program(program, OK_LIMITS)
+    assert refused.status == Status.ERROR and refused.error_type == "ModuleNotFoundError", refused
+    allowed = run_program(program, dataclasses.replace(OK_LIMITS, packages=("humanize",)))
+    assert allowed.passed and allowed.stdout == "1,234,567\n", allowed
+    with pytest.raises(ValueError, match="not_a_package"):
+        run_program("pass\n", dataclasses.replace(OK_LIMITS, packages=("not_a_package",)))
+
+
 def _host_unix_socket(kind: int):
     base = Path("/run")
     if not os.access(base, os.W_OK):

@@ -343,7 +343,7 @@ def _isolate_filesystem(config: dict, layers: list[str], is_root: bool) -> None:
         root = os.path.join(config["base_dir"], "root")
         try:
             os.mkdir(root, 0o755)
-            minimal_root.enter(root, binds=binds + list(config["package_dirs"]), hidden=hidden,
+            minimal_root.enter(root, binds=binds, hidden=hidden, packages=list(config["package_dirs"]),
                                workdir=config["workdir"], workdir_bytes=config["workdir_bytes"], uid=uid, gid=gid)
             layers += ["minimal-root", "tmpfs"]
             return

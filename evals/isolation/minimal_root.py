@@ -68,11 +68,13 @@ def _kept_flags(path: str) -> int:
     return kept | (_MS_RELATIME if flags & _ST_RELATIME else 0)
 
 
-def _cover(root: str, path: str) -> None:
-    """An empty read-only tmpfs over `path` inside the root (where the path exists there)."""
+def _cover(root: str, path: str) -> str | None:
+    """An empty tmpfs over `path` inside the root (where the path exists there); returns its mount point."""
     target = _inside(root, path)
-    if os.path.isdir(target):
-        syscalls.mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY, "size=4k,nr_inodes=1,mode=555")
+    if not os.path.isdir(target):
+        return None
+    syscalls.mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,nr_inodes=1000,mode=755")
+    return target
 
 
 def _pivot_root(new_root: str, put_old: str) -> None:
@@ -87,11 +89,12 @@ def supported() -> bool:
     return platform.machine() in _PIVOT_ROOT
 
 
-def enter(root: str, *, binds: list[str], hidden: list[str], workdir: str, workdir_bytes: int,
-          uid: int, gid: int) -> None:
+def enter(root: str, *, binds: list[str], hidden: list[str], packages: list[str], workdir: str,
+          workdir_bytes: int, uid: int, gid: int) -> None:
     """Build the root at `root` (an empty directory), then make it `/` for this process and its children.
 
-    `binds` are bound read-only at their own paths, `hidden` paths inside them are covered, the work dir
+    `binds` are bound read-only at their own paths, `hidden` paths inside them are covered, then the
+    `packages` (package directories or module files) are bound read-only into the covered place; the work dir
     becomes a private tmpfs owned by uid:gid. Raises OSError on any failure before the pivot (the caller's
     namespace is then left with a half-built tree under `root`, which it can simply not use).
     """
@@ -108,8 +111,11 @@ def enter(root: str, *, binds: list[str], hidden: list[str], workdir: str, workd
             _bind(path, root)
     for path in binds:
         _bind(path, root)
-    for path in hidden:
-        _cover(root, path)
+    covers = [c for c in (_cover(root, path) for path in hidden) if c]
+    for path in packages:
+        _bind(path, root)
+    for cover in covers:  # writable only while the packages' mount points were made in it
+        syscalls.mount(None, cover, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     for device in _DEVICES:
         if os.path.exists(f"/dev/{device}"):
             _bind(f"/dev/{device}", root, readonly=False)
