@@ -97,43 +97,53 @@ def _with(run: Verdict, status: Status, error_type: str | None, message: str) ->
 
 def _unanswered(run: Verdict, call: str) -> Verdict:
     """The run ended before returning the value of `call`: its own ending says why."""
-    if run.status is Status.PASSED or run.error_type == "SandboxError" and not run.message:
+    if run.status is Status.PASSED:
         return _with(run, Status.ERROR, "EarlyExit", f"the program ended before returning {call}")
     return run
 
 
 def decide(plan: TestPlan, result: RunResult) -> Verdict:
-    """The verdict for a decomposed plan from the candidate run's replies (see the module docstring)."""
+    """The verdict for a decomposed plan from the candidate run's replies (see the module docstring).
+
+    Messages quote the failing assert and the values returned when the tests are public (MBPP shows them
+    in the prompt); for hidden tests (HumanEval) they say only which test failed.
+    """
     run, replies = result.verdict, _replies(result)
     decoded: dict[int, object] = {}
-    for check in plan.checks:
+    for number, check in enumerate(plan.checks, start=1):
+        where = check.source if plan.public else f"test {number} of {len(plan.checks)} (hidden)"
+
+        def returned(indices):
+            if not plan.public:
+                return ""
+            return "\n" + "\n".join(f"{plan.calls[i]} returned {_short(decoded[i])}" for i in indices)
+
         for index in check.calls:
-            call = plan.calls[index]
+            call = plan.calls[index] if plan.public else "a test call"
             if index >= len(replies):
                 if result.replies_truncated:
-                    return _with(run, Status.ERROR, "OutputLimit", f"the values returned exceed the cap, at {call}")
+                    return _with(run, Status.ERROR, "OutputLimit", f"the values returned exceed the cap, at {where}")
                 return _unanswered(run, call)
             reply = replies[index]
             if "raised" in reply:
                 name = str(reply["raised"])
-                return _with(run, Status.ERROR, name, f"{check.source}\n{call} raised {name}\n{run.message}")
+                return _with(run, Status.ERROR, name, f"{where}: {call} raised {name}\n{run.message}")
             if "value" not in reply:
                 why = reply.get("unencodable") or reply.get("malformed")
                 return _with(run, Status.FAILED, "AssertionError",
-                             f"AssertionError: {check.source}\n{call} returned {why}: only builtin data is compared")
+                             f"{where}: {call} returned {why} (only builtin data is compared)")
             if index not in decoded:
                 try:
                     decoded[index] = values.decode_tree(reply["value"])
                 except values.Malformed as e:
-                    return _with(run, Status.FAILED, "AssertionError", f"{check.source}\n{call}: {e}")
+                    return _with(run, Status.FAILED, "AssertionError", f"{where}: {call} returned {e}")
         try:
             holds = check.evaluate(decoded)
         except Exception as e:  # the benchmark's own check raising on this value, e.g. TypeError
-            shown = ", ".join(f"{plan.calls[i]} returned {_short(decoded[i])}" for i in check.calls)
-            return _with(run, Status.ERROR, type(e).__name__, f"{type(e).__name__}: {e}\n{check.source}\n{shown}")
+            return _with(run, Status.ERROR, type(e).__name__, f"{type(e).__name__}: {e} in {where}"
+                         + returned(check.calls))
         if not holds:
-            shown = "\n".join(f"{plan.calls[i]} returned {_short(decoded[i])}" for i in check.calls)
-            return _with(run, Status.FAILED, "AssertionError", f"AssertionError: {check.source}\n{shown}")
+            return _with(run, Status.FAILED, "AssertionError", f"{where} failed" + returned(check.calls))
     return _with(run, Status.PASSED, None, "")
 
 

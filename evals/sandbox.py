@@ -82,6 +82,7 @@ class SandboxLimits:
     workdir_bytes: int = 64 << 20       # size of the work dir's tmpfs, where one can be mounted
     packages: tuple[str, ...] = ()      # installed top-level packages a program may import (beyond the stdlib)
     namespaces: bool = True             # the switches below exist to test the fallbacks
+    minimal_root: bool = True
     landlock: bool = True
     seccomp: bool = True
 

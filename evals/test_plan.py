@@ -62,6 +62,7 @@ class TestPlan:
     script: str | None = None
     entry_points: tuple[str, ...] = ()
     reason: str = ""  # why the tests did not decompose
+    public: bool = True  # the tests are in the prompt (MBPP): a failure message may quote them
 
     @property
     def decomposed(self) -> bool:
@@ -130,7 +131,8 @@ class _Renamer(ast.NodeTransformer):
         return ast.copy_location(ast.Name(self.rename.get(node.id, node.id), node.ctx), node)
 
 
-def _decompose_asserts(statements: list[ast.stmt], is_candidate, rename, allowed_arg_names) -> tuple[list, list]:
+def _decompose_asserts(source: str, statements: list[ast.stmt], is_candidate, rename,
+                       allowed_arg_names) -> tuple[list, list]:
     calls: list[str] = []
     checks: list[Check] = []
     for statement in statements:
@@ -145,7 +147,8 @@ def _decompose_asserts(statements: list[ast.stmt], is_candidate, rename, allowed
                 continue  # `assert True`
             raise _NotDecomposable("an assert calls no candidate function")
         _validate_predicate(test)
-        checks.append(Check(ast.unparse(statement), ast.unparse(test), tuple(extractor.used)))
+        text = ast.get_source_segment(source, statement) or ast.unparse(statement)
+        checks.append(Check(text.strip(), ast.unparse(test), tuple(extractor.used)))
     return calls, checks
 
 
@@ -187,7 +190,7 @@ def mbpp_plan(record: dict, *, challenge: bool = False) -> TestPlan:
     is_candidate = lambda name: name in defined or not _builtin_name(name)  # noqa: E731
     try:
         statements = ast.parse(source).body
-        calls, checks = _decompose_asserts(statements, is_candidate, {}, lambda name: True)
+        calls, checks = _decompose_asserts(source, statements, is_candidate, {}, lambda name: True)
         if not checks:
             raise _NotDecomposable("no asserts")
         return TestPlan(tuple(calls), tuple(checks), setup=setup)
@@ -212,11 +215,12 @@ def humaneval_plan(problem: dict) -> TestPlan:
                                                  [ast.unparse(t) for t in s.targets] == ["METADATA"])]
         if len(checks_fn) != 1 or others:
             raise _NotDecomposable("the test holds more than check() and METADATA")
-        calls, checks = _decompose_asserts(checks_fn[0].body, lambda name: name in ("candidate", entry),
-                                           {"candidate": entry}, _builtin_name)
+        calls, checks = _decompose_asserts(problem["test"], checks_fn[0].body,
+                                           lambda name: name in ("candidate", entry), {"candidate": entry},
+                                           _builtin_name)
         if not checks:
             raise _NotDecomposable("no asserts")
-        return TestPlan(tuple(calls), tuple(checks))
+        return TestPlan(tuple(calls), tuple(checks), public=False)
     except _NotDecomposable as e:
         script = f"{problem['prompt']}\n\n{problem['test']}\n\ncheck({entry})\n"
-        return TestPlan(script=script, entry_points=(entry,), reason=str(e))
+        return TestPlan(script=script, entry_points=(entry,), reason=str(e), public=False)

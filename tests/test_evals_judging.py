@@ -184,3 +184,14 @@ def test_script_tests_never_see_the_candidates_objects():
                     "    __hash__ = int.__hash__\n")
     verdict = judge_candidate(task.program(always_equal), task.tests, LIMITS)
     assert verdict.status == Status.FAILED, verdict  # it travelled as the int 0, not as the object
+
+
+def test_hidden_tests_are_not_quoted_in_failure_messages():
+    task = humaneval_tasks(load_humaneval())[0]  # has_close_elements; its check() is not in the prompt
+    verdict = judge_candidate(task.program("    return not False\n"), task.tests, LIMITS)
+    assert verdict.status == Status.FAILED and verdict.message.startswith("test 2 of 7 (hidden) failed"), verdict
+    assert "candidate" not in verdict.message and "has_close_elements(" not in verdict.message
+    mbpp = mbpp_tasks(load_mbpp("test"))[0]  # MBPP's tests are in its prompt: the failing one is quoted
+    verdict = judge_candidate(mbpp.program("def remove_Occ(s, ch):\n    return s\n"), mbpp.tests, LIMITS)
+    assert verdict.status == Status.FAILED and verdict.message.startswith('assert remove_Occ("hello","l") == "heo"')
+    assert "returned 'hello'" in verdict.message

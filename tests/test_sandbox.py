@@ -31,6 +31,7 @@ TIGHT = SandboxLimits(cpu_seconds=1, wall_seconds=2, memory_bytes=256 << 20, fil
 # Isolation switched off layer by layer, to check that each fallback still holds on its own.
 FALLBACKS = {
     "all layers": {},
+    "no minimal root": {"minimal_root": False},
     "namespaces only": {"landlock": False, "seccomp": False},
     "seccomp only": {"namespaces": False, "landlock": False},
     "landlock only": {"namespaces": False, "seccomp": False},
@@ -358,7 +359,7 @@ def test_unbounded_recursion_is_contained():
     assert not verdict.passed and verdict.status in (Status.ERROR, Status.KILLED, Status.TIMEOUT), verdict
 
 
-@pytest.mark.parametrize("layers", ["all layers", "namespaces only"])
+@pytest.mark.parametrize("layers", ["all layers", "no minimal root", "namespaces only"])
 @pytest.mark.parametrize("target", ["/tmp", "/dev/shm", "repo"])
 def test_writing_outside_the_work_dir_fails(target, layers):
     directory = REPO if target == "repo" else Path(target)

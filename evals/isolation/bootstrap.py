@@ -338,7 +338,7 @@ def _isolate_filesystem(config: dict, layers: list[str], is_root: bool) -> None:
     except OSError:
         return  # never mount anything that could propagate to the host
     uid, gid = (config["uid"], config["gid"]) if is_root else (os.geteuid(), os.getegid())
-    if minimal_root.supported():
+    if config["minimal_root"] and minimal_root.supported():
         binds, hidden = minimal_root.interpreter_dirs()
         root = os.path.join(config["base_dir"], "root")
         try:
