@@ -18,7 +18,8 @@ from evals.code_extraction import extract_code
 from evals.pass_at_k import mean_pass_at_k
 from evals.progress import Progress
 from evals.sample_store import SampleStore
-from evals.sandbox import SandboxLimits, run_many
+from evals.judging import judge_many
+from evals.sandbox import SandboxLimits
 from evals.syntax import check_syntax
 from evals.tasks import Task
 from evals.verdict import Status, Verdict
@@ -71,9 +72,9 @@ def sample_record(code: str, verdict: Verdict, message_chars: int) -> dict:
 
 
 def judge(tasks: Sequence[Task], codes: Sequence[Sequence[str]], settings: EvalSettings) -> list[list[Verdict]]:
-    """Sandbox verdicts for each task's codes (all programs run in one run_many)."""
-    programs = [task.check_program(code) for task, task_codes in zip(tasks, codes) for code in task_codes]
-    flat = iter(run_many(programs, settings.max_workers, settings.limits))
+    """Sandbox verdicts for each task's codes (all judged in one judge_many: values compared outside)."""
+    items = [(task.program(code), task.tests) for task, task_codes in zip(tasks, codes) for code in task_codes]
+    flat = iter(judge_many(items, settings.max_workers, settings.limits))
     return [[next(flat) for _ in task_codes] for task_codes in codes]
 
 

@@ -1,13 +1,12 @@
-"""Benchmark tasks as the evaluator sees them: an id, a prompt, how to read code out of a generation, and
-how to build the program that checks the code."""
+"""Benchmark tasks as the evaluator sees them: an id, a prompt, how to read code out of a generation, the
+candidate program a completion makes, and the task's tests as a TestPlan (evals/test_plan.py)."""
 from __future__ import annotations
 
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 
-from input_pipeline.humaneval import humaneval_check_program
-from input_pipeline.mbpp_data import mbpp_check_program
+from evals.test_plan import TestPlan, humaneval_plan, mbpp_plan
 from input_pipeline.prompts import CODE_MARKER, PROMPT_MARKER, TESTS_MARKER, fewshot_prompt, reference_code
 
 FEEDBACK_MARKER = "<FEEDBACK>"
@@ -16,12 +15,14 @@ MBPP_FORMATS = ("instruction", "fewshot")
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One problem. `fmt` names the code_extraction format; `check_program(code)` is the program to run."""
+    """One problem. `fmt` names the code_extraction format; `program(code)` is the candidate program the
+    extracted code makes (the tests are not part of it: `tests` are run against it by evals.judging)."""
 
     task_id: str
     prompt: str
     fmt: str
-    check_program: Callable[[str], str]
+    program: Callable[[str], str]
+    tests: TestPlan
     reference: str | None = None
 
 
@@ -45,12 +46,20 @@ def mbpp_tasks(records: Sequence[dict], fmt: str = "instruction",
     out = []
     for r in records:
         prompt = instruction_prompt_text(r) if fmt == "instruction" else fewshot_prompt(r, exemplars)
-        out.append(Task(str(r["task_id"]), prompt, fmt, functools.partial(mbpp_check_program, r),
-                        reference_code(r)))
+        out.append(Task(str(r["task_id"]), prompt, fmt, _as_is, mbpp_plan(r), reference_code(r)))
     return out
 
 
 def humaneval_tasks(problems: Sequence[dict]) -> list[Task]:
     """HumanEval problems as completion tasks: the prompt is the signature and docstring."""
-    return [Task(p["task_id"], p["prompt"], "humaneval", functools.partial(humaneval_check_program, p),
-                 p["canonical_solution"]) for p in problems]
+    return [Task(p["task_id"], p["prompt"], "humaneval", functools.partial(_after_prompt, p["prompt"]),
+                 humaneval_plan(p), p["canonical_solution"]) for p in problems]
+
+
+def _as_is(code: str) -> str:
+    return code
+
+
+def _after_prompt(prompt: str, completion: str) -> str:
+    """HumanEval completes the prompt's function: the candidate program is the prompt, then the completion."""
+    return prompt + completion + "\n"

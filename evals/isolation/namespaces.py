@@ -9,6 +9,7 @@ import stat
 from . import syscalls
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
@@ -16,7 +17,8 @@ CLONE_NEWNET = 0x40000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
 
-_NAMES = {CLONE_NEWUSER: "userns", CLONE_NEWNET: "netns", CLONE_NEWPID: "pidns", CLONE_NEWNS: "mountns"}
+_NAMES = {CLONE_NEWUSER: "userns", CLONE_NEWNET: "netns", CLONE_NEWPID: "pidns", CLONE_NEWNS: "mountns",
+          CLONE_NEWIPC: "ipcns"}
 
 
 def _names(flags: int) -> list[str]:
@@ -43,17 +45,18 @@ def _map_own_ids() -> None:
 
 
 def enter_fresh_namespaces(is_root: bool) -> list[str]:
-    """Unshare network, pid and mount namespaces (plus a user namespace when not root).
+    """Unshare network, pid, mount and IPC namespaces (plus a user namespace when not root).
 
     The pid namespace applies to children only: the caller's next fork becomes its pid 1.
-    Returns the names of the namespaces entered, e.g. ["netns", "pidns", "mountns"].
+    A fresh IPC namespace gives the run its own SysV objects and POSIX message queues, destroyed with it.
+    Returns the names of the namespaces entered, e.g. ["netns", "pidns", "mountns", "ipcns"].
     """
-    wanted = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS
+    wanted = CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC
     if is_root:
         if _try_unshare(wanted):
             return _names(wanted)
         return [name for flag, name in _NAMES.items() if flag & wanted and _try_unshare(flag)]
-    for flags in (CLONE_NEWUSER | wanted, CLONE_NEWUSER | CLONE_NEWNET):
+    for flags in (CLONE_NEWUSER | wanted, CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC, CLONE_NEWUSER | CLONE_NEWNET):
         if _try_unshare(flags):
             try:
                 _map_own_ids()
