@@ -27,5 +27,5 @@ def test_adaptive_and_fixed_exact_accuracy_and_segments(tmp_path):
 
 def test_refuses_a_code_run(tmp_path):
     from configs import mbpp
-    with pytest.raises(ValueError, match="model.family='hrm' and data.kind='puzzle'"):
+    with pytest.raises(ValueError, match="model.family 'hrm' or 'trm' and data.kind='puzzle'"):
         evaluate_puzzles(mbpp.get_config("tiny"), str(tmp_path))
