@@ -60,8 +60,7 @@ def _main(benchmark: str, argv) -> None:
         run_interruptible(lambda: run(benchmark), "the evaluation", "the judged tasks are kept in the output "
                           "folder's samples.jsonl; rerun the same command to go on from there")
     except Preempted as e:
-        runtime.say_stopped(str(e))
-        sys.exit(0)
+        runtime.exit_stopped(str(e))
     except Exception as e:  # noqa: BLE001 (one line on the console, the traceback in the log)
         sys.exit(runtime.fail(e))
 

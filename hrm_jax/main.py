@@ -71,8 +71,7 @@ def main(argv):
     try:
         run(_CONFIG.value, _WORKDIR.value)
     except Preempted as e:
-        runtime.say_stopped(str(e))
-        sys.exit(0)
+        runtime.exit_stopped(str(e))
     except KeyboardInterrupt:
         sys.exit(runtime.fail(KeyboardInterrupt("interrupted (Ctrl-C); rerun the same command to resume"),
                               prefix="stopped"))

@@ -123,6 +123,18 @@ def parse_flags(argv: list[str]) -> list[str]:
     sys.exit(2)
 
 
-def say_stopped(message: str) -> None:
-    """The stop message (SIGTERM acted on) on the console and in the log."""
+def exit_stopped(message: str) -> None:
+    """The stop message (SIGTERM acted on) on the console and in the log, then exit 0 at once.
+
+    Everything the run keeps is already on disk (the train loop closes its checkpoint manager before the stop
+    propagates), but a helper thread may still be inside XLA (a compilation the stop interrupted): a normal
+    interpreter shutdown would tear the runtime down under it and abort (SIGABRT, status -6). So the logs are
+    flushed and the process ends with os._exit(0)."""
     progress.say(message)
+    py_logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
