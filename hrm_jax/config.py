@@ -30,7 +30,7 @@ PUZZLE_FAMILIES = ("hrm", "trm", "transformer")  # families that also train on p
 TRM_FIELDS = ("H_cycles", "L_cycles", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
               "puzzle_emb_ndim", "puzzle_emb_len", "mlp_t", "no_ACT_continue", "halt_max_steps",
               "halt_exploration_prob", "rms_norm_eps", "rope_theta", "causal", "generation_segments")
-CODE_DATA_KINDS = ("python_corpus", "mbpp")
+CODE_DATA_KINDS = ("python_corpus", "mbpp", "edit_sft", "edit_actions")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
 # HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
 HRM_TEXT_OVERRIDES = ("hidden_size", "intermediate_size", "num_layers_per_stack", "num_attention_heads", "head_dim",
@@ -111,6 +111,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.corpus_stdlib_subdirs = ()  # when the corpus is built here: only these stdlib packages (() = all roots)
     c.data.packing = "first_fit"  # or "concat_then_split"
     c.data.data_dir = ""  # folder holding mbpp/mbpp.jsonl ("" = $HRM_JAX_DATA_DIR, else download)
+    # edit_sft / edit_actions (configs/edit_*.py): the codemod dataset folder (input_pipeline.build_codemods);
+    # "" = <workdir>/codemods, built there from these stdlib packages (() = the whole standard library)
+    c.data.edits_path = ""
+    c.data.edits_stdlib_subdirs = ()
     c.data.generate = ""  # puzzle: "sudoku" or "maze" generates the dataset (into data.path or the workdir)
     c.data.generate_num_train = 1000
     c.data.generate_num_test = 1000

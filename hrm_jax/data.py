@@ -142,6 +142,25 @@ def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, pr
     return path
 
 
+def ensure_codemods(config: ml_collections.ConfigDict, workdir: str, process_count: int = 1,
+                    prepare: bool = True) -> str:
+    """The codemod dataset folder: `data.edits_path`, or <workdir>/codemods built from the standard library
+    (`data.edits_stdlib_subdirs`) when missing and `prepare`."""
+    from input_pipeline import build_codemods  # noqa: PLC0415
+    from input_pipeline.codemods.records import METADATA  # noqa: PLC0415
+
+    path = config.data.edits_path or os.path.join(workdir, "codemods")
+    if os.path.exists(os.path.join(path, METADATA)):
+        return path
+    if config.data.edits_path or process_count > 1 or not prepare:
+        raise FileNotFoundError(f"config.data.edits_path: no codemod dataset at {path}; build it with "
+                                "`python -m input_pipeline.build_codemods --out DIR`")
+    logging.info("building the codemod dataset -> %s", path)
+    meta = build_codemods.build(path, tuple(config.data.edits_stdlib_subdirs))
+    logging.info("codemods: %s", meta["stats"]["per_split"])
+    return path
+
+
 def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str,
           prepare: bool = True, tokenizer=None):
     from input_pipeline import lm_pipeline  # noqa: PLC0415
@@ -155,6 +174,12 @@ def _code(config: ml_collections.ConfigDict, split: str, process_index: int, pro
     if d.kind == "python_corpus":
         ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count, prepare), tokenizer,
                                         **common)
+    elif d.kind in ("edit_sft", "edit_actions"):
+        from input_pipeline.codemods.records import read_split  # noqa: PLC0415
+
+        records = read_split(ensure_codemods(config, workdir, process_count, prepare),
+                             "train" if split == "train" else "validation")
+        ds = lm_pipeline.edit_batches(records, tokenizer, d.kind, **common)
     else:
         ds = lm_pipeline.mbpp_batches(tokenizer, data_dir=d.data_dir or None, **common)
     spec = DataSpec(vocab_size=tokenizer.vocab_size, seq_len=d.seq_len, pad_token_id=tokenizer.pad_id,
@@ -220,6 +245,6 @@ def build(config: ml_collections.ConfigDict, split: str, process_index: int = 0,
         return _synthetic(config, split, process_index, process_count)
     if kind == "puzzle":
         return _puzzle(config, split, process_index, process_count, workdir, prepare)
-    if kind in ("python_corpus", "mbpp"):
+    if kind in ("python_corpus", "mbpp", "edit_sft", "edit_actions"):
         return _code(config, split, process_index, process_count, workdir, prepare, tokenizer)
     raise ValueError(f"config.data.kind: unknown {kind!r}")

@@ -33,7 +33,7 @@ from absl import flags
 
 from input_pipeline.corpus_records import CorpusDataSource, read_manifest
 from input_pipeline.lm_transforms import (PackedToBatch, PadBatch, SplitLongExample, TokenizeDocument,
-                                          TokenizeMbppExample, ToPlainNumpy)
+                                          TokenizeEditExample, TokenizeMbppExample, ToPlainNumpy)
 from input_pipeline.mbpp_data import load_mbpp
 from input_pipeline.tokenizer import Tokenizer, verify_fingerprint
 
@@ -109,6 +109,18 @@ def mbpp_batches(tokenizer: Tokenizer, *, split: str | None = None, data_dir: st
         records = load_mbpp(split, data_dir=data_dir)
     return lm_batches(list(records), TokenizeMbppExample(tokenizer), pad_id=tokenizer.pad_id, training=training,
                       source_name=f"MBPP split {split!r}", **kwargs)
+
+
+def edit_batches(records: Sequence, tokenizer: Tokenizer, stage: str, *, training: bool = True,
+                 **kwargs) -> grain.IterDataset:
+    """Batches of code-edit examples (`edit_prompts`: stage "edit_sft" targets the post-code, "edit_actions" the
+    action) of the given codemod records; only records whose example fits `seq_len` are used. `kwargs` go to
+    `lm_batches`."""
+    from input_pipeline.edit_prompts import fitting  # noqa: PLC0415
+
+    records = fitting(records, tokenizer, stage, kwargs["seq_len"])
+    return lm_batches(records, TokenizeEditExample(tokenizer, stage), pad_id=tokenizer.pad_id, training=training,
+                      source_name=f"codemods ({stage}, {'train' if training else 'held-out'})", **kwargs)
 
 
 def _check_args(seq_len, batch_size, process_index, process_count, packing, num_workers) -> None:

@@ -122,3 +122,17 @@ class ToPlainNumpy(grain.transforms.Map):
 
     def map(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         return {k: np.array(v) for k, v in batch.items()}
+
+
+class TokenizeEditExample(grain.transforms.Map):
+    """Codemod record -> {"inputs", "loss_mask"} of `edit_prompts.edit_example` for `stage` (mask 1 on the target
+    and </s>)."""
+
+    def __init__(self, tokenizer: Tokenizer, stage: str):
+        self._handle, self._stage = TokenizerHandle(tokenizer), stage
+
+    def map(self, record) -> dict:
+        from input_pipeline.edit_prompts import edit_example  # noqa: PLC0415
+
+        ids, mask = edit_example(record, self._handle.get(), self._stage)
+        return {"inputs": ids, "loss_mask": mask}
