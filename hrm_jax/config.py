@@ -23,7 +23,7 @@ from hrm_jax.model.trm import TRMConfig
 from hrm_jax.sizing import (SIZE_BY, SizeReference, hrm_forward_flops_per_token, hrm_num_params,
                             hrm_text_forward_flops_per_token, size_transformer)
 
-MODES = ("train", "eval", "export", "recipe")
+MODES = ("train", "eval", "export", "recipe", "srl")
 FAMILIES = ("hrm", "hrm_text", "trm", "transformer")
 PUZZLE_FAMILIES = ("hrm", "trm", "transformer")  # families that also train on puzzle / synthetic batches
 # TRM's own fields (config node `model.trm`); forward_dtype and attention_impl are shared `model.*` fields.

@@ -55,9 +55,13 @@ PUZZLE_KEYS = ("inputs", "labels", "puzzle_identifiers")
 CODE_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
 
 
+# Per-token float inputs of a loss (the SRL trainer's GRPO batch, hrm_jax/srl.py); every other key is int32.
+FLOAT_KEYS = ("advantages", "old_logprobs", "ref_logprobs")
+
+
 def example_batch(keys: tuple[str, ...], global_batch: int, seq_len: int) -> dict[str, jax.ShapeDtypeStruct]:
     return {k: jax.ShapeDtypeStruct((global_batch,) if k == "puzzle_identifiers" else (global_batch, seq_len),
-                                    jnp.int32) for k in keys}
+                                    jnp.float32 if k in FLOAT_KEYS else jnp.int32) for k in keys}
 
 
 def _token_metrics(logits, labels):

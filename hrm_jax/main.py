@@ -1,6 +1,6 @@
 """Entry point: `python -m hrm_jax.main --config=configs/X.py[:variant] --workdir=DIR [--config.a.b=v ...]`.
 
-The mode is a config field: `--config.mode=train|eval|export|recipe` (eval also runs `config.eval.benchmark`
+The mode is a config field: `--config.mode=train|eval|export|recipe|srl` (eval also runs `config.eval.benchmark`
 through the sandbox for code runs; export writes `config.export.format`; recipe runs a config's stages,
 `hrm_jax.recipe`). Multi-host: `--config.distributed.enabled=True` calls `jax.distributed.initialize`
 (auto-detected on SLURM and TPU pods; else coordinator address, process count and id from the config or the
@@ -48,6 +48,10 @@ def run(config, workdir: str) -> None:
         from hrm_jax import train  # noqa: PLC0415
 
         train.train_and_evaluate(config, workdir)
+    elif config.mode == "srl":  # configs/edit_srl.py: reward-driven updates from a Stage 1 checkpoint
+        from hrm_jax import srl  # noqa: PLC0415
+
+        srl.train_srl(config, workdir)
     elif config.mode == "eval":  # one restore (weights only) for the loss / accuracy and the benchmark
         from hrm_jax import evaluation, restore  # noqa: PLC0415
 

@@ -40,7 +40,7 @@ class Restored(NamedTuple):
 
 # Top-level nodes the recipe config (configs/mbpp.py) adds for its stage runner (hrm_jax/recipe.py); a stored
 # config may carry them, and loading the model ignores them.
-RECIPE_NODES = ("recipe", "pretrain")
+RECIPE_NODES = ("recipe", "pretrain", "srl")
 
 
 def config_from_dict(stored: dict, base: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
