@@ -15,12 +15,12 @@ RECORDS = [NormalizedRecord(f"r{i}", f"m{i}.py", "python", f"Rename `g` to `h{i}
 
 
 def letter_e_reward(records, texts):
-    """A graded reward a random policy can climb: the share of the letter 'e' in the completion."""
-    r = np.asarray([t.count("e") / max(len(t), 1) for t in texts], np.float32)
+    """A graded reward a random policy can climb, a sum over its tokens: the letters 'e' it writes, / 16."""
+    r = np.asarray([t.count("e") / 16 for t in texts], np.float32)
     return r, r > 0.2, np.ones(len(texts), bool)
 
 
-def _config(lr=2e-2, steps=8):
+def _config(lr=1e-2, steps=10):
     c = edit_srl.get_config("tiny")
     c.model.hrm_text.hidden_size, c.model.hrm_text.intermediate_size, c.model.hrm_text.head_dim = 32, 96, 16
     c.data.seq_len = 48
@@ -51,9 +51,40 @@ def test_srl_steps_raise_the_mean_reward_and_resume_exactly(tmp_path):
     assert np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.02, rewards
     assert all(np.isfinite(m["srl/kl"]) for m in history)
 
-    # the same run stopped after step 4 (checkpoint) and resumed: identical updates and samples
-    _run(config, tmp_path / "b", steps=4)
+    # the same run stopped after step 6 (checkpoint) and resumed: identical updates and samples
+    _run(config, tmp_path / "b", steps=6)
     resumed, tail = _run(config, tmp_path / "b")
-    assert [m["srl/reward"] for m in tail] == rewards[4:]
+    assert [m["srl/reward"] for m in tail] == rewards[6:]
     for x, y in zip(jax.tree.leaves(jax.device_get(state.params)), jax.tree.leaves(jax.device_get(resumed.params))):
         np.testing.assert_array_equal(x, y)
+
+
+class _LogitsModel:
+    """segment_logits = a fixed table [S, V] for every row."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def segment_logits(self, inputs, segment_ids, positions):
+        return jax.numpy.broadcast_to(self.table, (*inputs.shape, self.table.shape[-1]))
+
+
+def test_grpo_loss_by_hand():
+    s, v = 4, 3
+    table = jax.numpy.asarray(np.random.default_rng(0).normal(size=(s, v)), jax.numpy.float32)
+    ids = np.array([[0, 1, 2, 1], [0, 2, 2, 0]], np.int32)
+    batch = {"inputs": ids, "targets": ids, "segment_ids": np.ones_like(ids), "positions": np.tile(np.arange(s), (2, 1)),
+             "loss_mask": np.array([[0, 1, 1, 1], [0, 0, 1, 1]], np.int32),
+             "advantages": np.array([[1.0] * s, [-2.0] * s], np.float32)}
+    model = _LogitsModel(table)
+    logp, valid = srl.token_logprobs(model, batch)
+    want = jax.nn.log_softmax(table, -1)
+    assert float(logp[0, 0]) == pytest.approx(float(want[0, 1])) and valid.sum() == 5  # position t scores t+1
+    family = srl.GrpoFamily(base=None, clip_eps=0.2, kl_coef=0.5)
+    same = dict(batch, old_logprobs=np.asarray(logp), ref_logprobs=np.asarray(logp))
+    total, _, m = family.train_loss(model, {}, same, None)
+    assert float(total) == pytest.approx(-1.0 + 2.0) and float(m["kl"]) == pytest.approx(0.0)  # ratio 1, no KL
+    shifted = dict(same, ref_logprobs=np.asarray(logp) - 0.1 * np.asarray(valid))
+    total2, _, m2 = family.train_loss(model, {}, shifted, None)
+    k3 = np.exp(-0.1) + 0.1 - 1.0
+    assert float(m2["kl"]) == pytest.approx(k3, rel=1e-4) and float(total2) == pytest.approx(1.0 + 0.5 * 2 * k3, rel=1e-4)
