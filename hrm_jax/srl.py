@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import grain
 import jax
@@ -115,6 +115,15 @@ def action_reward_fn(records, texts):
     return rewards, accurate, rewards > INVALID_REWARD
 
 
+class Rollout(NamedTuple):
+    prompts: list
+    completions: list  # sampled token ids, </s> included when produced
+    texts: list
+    rewards: np.ndarray
+    accurate: np.ndarray
+    valid: np.ndarray
+
+
 class SrlLoop:
     """Sampling, rewarding and updating for one config (see the module docstring)."""
 
@@ -136,7 +145,8 @@ class SrlLoop:
         ds = grain.MapDataset.range(len(self.records)).seed(self.config.seed).shuffle().repeat()
         return iter(ds.batch(self.prompts, drop_remainder=True).to_iter_dataset())
 
-    def step(self, state, indices) -> tuple[Any, dict]:
+    def rollout(self, state, indices) -> Rollout:
+        """G sampled completions of each record in `indices` under the state's policy, decoded and rewarded."""
         cfg = self.config
         rows = [self.records[int(i)] for i in indices for _ in range(self.group)]
         prompts = [self.prompt_fn(r) for r in rows]
@@ -152,17 +162,30 @@ class SrlLoop:
         completions = [list(tokens[k, :counts[k]]) for k in range(len(rows))]
         texts = [self.tokenizer.decode([t for t in c if t != self.tokenizer.eos_id]) for c in completions]
         rewards, accurate, valid = self.reward_fn(rows, texts)
-        adv = group_advantages(rewards, self.group)
-        batch = self._batch(prompts, completions, adv)
-        put = train_lib.put_batch(self.trainer, batch)
+        return Rollout(prompts, completions, texts, np.asarray(rewards, np.float32), np.asarray(accurate),
+                       np.asarray(valid))
+
+    def device_batch(self, rollout: Rollout) -> dict:
+        """The rollout's rows on the mesh, with advantages (the GRPO keys' log-probabilities still zero)."""
+        adv = group_advantages(rollout.rewards, self.group)
+        return train_lib.put_batch(self.trainer, self._batch(rollout.prompts, rollout.completions, adv))
+
+    def update(self, state, rollout: Rollout):
+        """One GRPO update on a rollout (old = the state's policy, ref = the starting policy)."""
+        put = self.device_batch(rollout)
         with jax.set_mesh(self.trainer.mesh):
             put["old_logprobs"] = self.logprobs(state.params, state.puzzle_emb, state.buffers, put)
             put["ref_logprobs"] = self.logprobs(*self.ref, put)
             state, m = self.trainer.train_step(state, put)
-        m = jax.device_get(m)
-        return state, {"srl/reward": float(rewards.mean()), "srl/accuracy": float(accurate.mean()),
-                       "srl/valid": float(valid.mean()), "srl/kl": float(m["kl"]), "srl/pg_loss": float(m["pg_loss"]),
-                       "srl/clip_fraction": float(m["clip_fraction"]), "srl/completion_tokens": float(counts.mean()),
+        return state, jax.device_get(m)
+
+    def step(self, state, indices) -> tuple[Any, dict]:
+        ro = self.rollout(state, indices)
+        state, m = self.update(state, ro)
+        return state, {"srl/reward": float(ro.rewards.mean()), "srl/accuracy": float(ro.accurate.mean()),
+                       "srl/valid": float(ro.valid.mean()), "srl/kl": float(m["kl"]), "srl/pg_loss": float(m["pg_loss"]),
+                       "srl/clip_fraction": float(m["clip_fraction"]),
+                       "srl/completion_tokens": float(np.mean([len(c) for c in ro.completions])),
                        "train/loss": float(m["loss"]), "train/grad_norm": float(m["grad_norm"])}
 
     def _batch(self, prompts, completions, adv) -> dict[str, np.ndarray]:

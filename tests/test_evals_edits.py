@@ -53,3 +53,32 @@ def test_edit_example_masks_only_the_target(stage, target):
     assert list(ids[:len(prompt)]) == prompt and prompt[-1] == tok.special_id("<INTENT:REFACTOR>")
     assert mask[:len(prompt)].sum() == 0 and np.all(mask[len(prompt):] == 1)
     assert tok.decode(list(ids[len(prompt):-1])) == target and ids[-1] == tok.eos_id
+
+
+@pytest.mark.parametrize("name", ["edit_sft", "edit_actions", "edit_srl"])
+def test_edit_configs_validate(name):
+    import importlib
+
+    from hrm_jax import config as config_lib
+
+    module = importlib.import_module(f"configs.{name}")
+    for variant in ("default", "tiny"):
+        c = module.get_config(variant)
+        config_lib.validate(c)
+        assert c.data.kind == ("edit_sft" if name == "edit_sft" else "edit_actions")
+        if name == "edit_srl":
+            assert c.mode == "srl" and c.data.global_batch_size == c.srl.group_size * c.srl.prompts_per_step
+    with pytest.raises(ValueError, match="unknown variant"):
+        module.get_config("huge")
+
+
+def test_edit_batches_mask_the_target_only():
+    from input_pipeline.lm_pipeline import edit_batches
+
+    tok = session_tokenizer()
+    batch = next(iter(edit_batches([RECORD] * 4, tok, "edit_actions", seq_len=128, batch_size=2, training=False)))
+    ids, mask = edit_prompts.edit_example(RECORD, tok, "edit_actions")
+    row = batch["inputs"][0]
+    n = len(ids)
+    assert list(row[:n]) == list(ids) and list(batch["loss_mask"][0][:n]) == list(mask)
+    assert batch["loss_mask"].sum() == 4 * mask.sum()
