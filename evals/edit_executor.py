@@ -65,7 +65,8 @@ def _program(pre: str, action: dict) -> str:
 
 def _changed_lines(a: str, b: str) -> set[int]:
     out = set()
-    for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).get_opcodes():
+    matcher = difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
         if tag != "equal":
             out.update(range(i1, max(i2, i1 + 1)))
     return out

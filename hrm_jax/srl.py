@@ -183,7 +183,8 @@ class SrlLoop:
         ro = self.rollout(state, indices)
         state, m = self.update(state, ro)
         return state, {"srl/reward": float(ro.rewards.mean()), "srl/accuracy": float(ro.accurate.mean()),
-                       "srl/valid": float(ro.valid.mean()), "srl/kl": float(m["kl"]), "srl/pg_loss": float(m["pg_loss"]),
+                       "srl/valid": float(ro.valid.mean()), "srl/kl": float(m["kl"]),
+                       "srl/pg_loss": float(m["pg_loss"]),
                        "srl/clip_fraction": float(m["clip_fraction"]),
                        "srl/completion_tokens": float(np.mean([len(c) for c in ro.completions])),
                        "train/loss": float(m["loss"]), "train/grad_norm": float(m["grad_norm"])}

@@ -322,7 +322,8 @@ def from_import_to_abc(unit: Unit, rng: random.Random) -> Proposal | None:
     else:
         return None
     return Proposal("replace_import_module", "Import the names that come from `typing` from `collections.abc` "
-                    "instead.", _rule({"pattern": "from typing import $$$NAMES"}, "from collections.abc import $$$NAMES"))
+                    "instead.", _rule({"pattern": "from typing import $$$NAMES"},
+                                      "from collections.abc import $$$NAMES"))
 
 
 TEMPLATES: dict[str, Callable[[Unit, random.Random], Proposal | None]] = {
