@@ -182,8 +182,16 @@ def _summary_ok(language: str, output: str, expected: int) -> tuple[bool, str]:
     return True, ""
 
 
+_WORKDIR_PREFIX = re.compile(r"/[\w./-]*?hrm_sandbox_\w+/work/")
+
+
+def strip_workdir(text: str) -> str:
+    """Paths in tool output relative to the run's work dir (its random name would only be noise)."""
+    return _WORKDIR_PREFIX.sub("", text)
+
+
 def _message(text: str, head: str = "") -> str:
-    text = text.strip()
+    text = strip_workdir(text).strip()
     room = MESSAGE_CHARS - len(head) - 1
     return (head + "\n" if head else "") + (text[-room:] if room > 0 else "")
 
@@ -233,6 +241,15 @@ def _record(stdout: str, nonce: str) -> dict | None:
     return None
 
 
+def run_job(job: Job, limits: SandboxLimits) -> tuple[Verdict, dict | None]:
+    """Run `job` in one sandbox: the sandbox's verdict on the driver, and the driver's record (None if none)."""
+    nonce = os.urandom(16).hex()
+    seconds = max(limits.wall_seconds - _MARGIN_S, 1.0)
+    source = _driver_source(_with_cache_dirs(job), seconds, nonce)
+    run = run_program(source, dataclasses.replace(limits, output_bytes=max(limits.output_bytes, 4 * STEP_OUTPUT_BYTES)))
+    return run, _record(run.stdout, nonce)
+
+
 def run_tests(language: str, name: str, files: dict, tests: Sequence[str],
               limits: SandboxLimits | None = None) -> Verdict:
     """Compile and test one exercise's `files` in the sandbox; the verdict as the module docstring says.
@@ -240,12 +257,7 @@ def run_tests(language: str, name: str, files: dict, tests: Sequence[str],
     Raises ToolchainMissing when the language's toolchain is not installed (callers skip the language)."""
     toolchain = tc.toolchain(language)
     limits = limits or limits_for(language, toolchain)
-    job = build_job(language, name, files, tests, toolchain)
-    nonce = os.urandom(16).hex()
-    seconds = max(limits.wall_seconds - _MARGIN_S, 1.0)
-    source = _driver_source(_with_cache_dirs(job), seconds, nonce)
-    run = run_program(source, dataclasses.replace(limits, output_bytes=max(limits.output_bytes, 4 * STEP_OUTPUT_BYTES)))
-    record = _record(run.stdout, nonce)
+    run, record = run_job(build_job(language, name, files, tests, toolchain), limits)
     if record is None and run.status is Status.PASSED:
         return Verdict(Status.ERROR, "SandboxError", _message(run.message, "the test driver sent no record"),
                        duration_s=run.duration_s, isolation=run.isolation)
@@ -254,7 +266,7 @@ def run_tests(language: str, name: str, files: dict, tests: Sequence[str],
 
 def _with_cache_dirs(job: Job) -> Job:
     """Caches (Go's, Cargo's) live in the run's work dir: the driver resolves /work-cache against its cwd."""
-    env = {k: v.replace("/work-cache", "{cwd}/.cache") for k, v in job.env.items() if k != "HOME"}
+    env = {k: v.replace("/work-cache", "{cwd}/.cache") for k, v in job.env.items()}
     return dataclasses.replace(job, env=env)
 
 
