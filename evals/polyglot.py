@@ -78,7 +78,7 @@ def retry_feedback(exercise: Exercise, errors: str) -> str:
             f"try and change them.\nFix the code in {', '.join(exercise.solution)} to resolve the errors.\n")
 
 
-_BLOCK = re.compile(r"(?:^|\n)[ \t]*([^\n`]*?)[ \t]*\n```[\w+#-]*[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+_BLOCK = re.compile(r"(?:^|\n)(?:[ \t]*([^\n`]*?)[ \t]*\n)?```[\w+#-]*[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
 
 def parse_files(exercise: Exercise, generated: str) -> dict:

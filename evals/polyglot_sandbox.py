@@ -82,7 +82,8 @@ def expected_tests(language: str, files: dict, tests: Sequence[str]) -> int:
     """How many tests the test files declare (the framework must report at least as many passing)."""
     pattern = {"cpp": r"^\s*TEST_CASE\s*\(", "go": r"^func Test\w*\(\w+ \*testing\.T\)", "java": r"@Test\b",
                "javascript": r"\b(x?test|x?it)\s*\(", "python": r"^\s*def test\w*\(", "rust": r"#\[test\]"}[language]
-    return sum(len(re.findall(pattern, files.get(p, ""), flags=re.MULTILINE)) for p in tests)
+    benchmark = re.compile(r"^#if defined\(EXERCISM_INCLUDE_BENCHMARK\).*?^#endif", re.MULTILINE | re.DOTALL)
+    return sum(len(re.findall(pattern, benchmark.sub("", files.get(p, "")), flags=re.MULTILINE)) for p in tests)
 
 
 def _lib_name(files: dict) -> str:
@@ -190,10 +191,12 @@ def strip_workdir(text: str) -> str:
     return _WORKDIR_PREFIX.sub("", text)
 
 
-def _message(text: str, head: str = "") -> str:
+def _message(text: str, head: str = "", keep: str = "tail") -> str:
+    """`head`, then the tail of `text` (test output ends in its summary) or its start (`keep="head"`: a
+    compiler's first error is the one that matters) within MESSAGE_CHARS."""
     text = strip_workdir(text).strip()
-    room = MESSAGE_CHARS - len(head) - 1
-    return (head + "\n" if head else "") + (text[-room:] if room > 0 else "")
+    room = max(MESSAGE_CHARS - len(head) - 1, 0)
+    return (head + "\n" if head else "") + (text[:room] if keep == "head" else text[-room:] if room else "")
 
 
 def decide(language: str, run: Verdict, record: dict | None, expected: int, cpu_limit_s: float) -> Verdict:
@@ -213,7 +216,8 @@ def decide(language: str, run: Verdict, record: dict | None, expected: int, cpu_
     if last["name"] != "test":
         if last["returncode"] == 0:
             return Verdict(Status.ERROR, "SandboxError", "the test driver stopped before the tests", **facts)
-        return Verdict(Status.COMPILE_ERROR, "CompileError", _message(output), exit_code=last["returncode"], **facts)
+        return Verdict(Status.COMPILE_ERROR, "CompileError", _message(output, keep="head"),
+                       exit_code=last["returncode"], **facts)
     code = last["returncode"]
     if code < 0:
         try:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Toolchains for the six-language benchmark (evals/polyglot): Go, the Java test jars, jest, Rust crates the
-# exercises use, on top of what the machine has (Python, JDK 17, Node 20, Rust, g++, cmake). Idempotent: a second
-# run checks and returns in about a second. A language whose toolchain cannot be installed is skipped by the
-# evaluator with a one-line message (evals/polyglot_toolchains.py), so a failure here never fails the script.
+# exercises use, Boost.Date_Time (two C++ exercises), on top of what the machine has (Python, JDK 17, Node 20,
+# Rust, g++, cmake). Idempotent: a second run checks and returns in about a second. A language whose toolchain
+# cannot be installed is skipped by the evaluator with a one-line message (evals/polyglot_toolchains.py), so a
+# failure here never fails the script.
 #
 #   scripts/install_toolchains.sh            # apt packages (as root) + jest into $HRM_JAX_TOOLCHAINS
 #   HRM_JAX_TOOLCHAINS=/opt/hrm-toolchains   # where jest goes (default /opt/hrm-jax-toolchains); the
@@ -13,7 +14,7 @@ TOOLCHAINS="${HRM_JAX_TOOLCHAINS:-/opt/hrm-jax-toolchains}"
 JEST_VERSION=29.7.0
 BABEL_VERSION=7.25.2
 
-APT_PACKAGES=(golang-go junit5 libassertj-core-java libandroid-json-java
+APT_PACKAGES=(golang-go junit5 libassertj-core-java libandroid-json-java libboost-date-time-dev
               librust-time-dev librust-anyhow-dev librust-rand-dev)
 
 missing=()
@@ -47,13 +48,16 @@ else
   echo "install_toolchains: npm not found; JavaScript will be skipped" >&2
 fi
 
-# Rust lives under /root on the CI image: the sandbox binds the toolchain read-only; it must be readable by
-# the sandbox's uid too (the fallback without a minimal root).
-for dir in "${RUSTUP_HOME:-$HOME/.rustup}" "${CARGO_HOME:-$HOME/.cargo}"; do
-  [[ -d "$dir" ]] && chmod -R a+rX "$dir" 2>/dev/null || true
-done
+# Rust lives under /root on the CI image: the sandbox binds the toolchain read-only at its own path, and its
+# files must be readable by the sandbox's uid (once; a stamp file says it was done).
+if [[ ! -f "$TOOLCHAINS/.rust-readable" ]]; then
+  for dir in "${RUSTUP_HOME:-$HOME/.rustup}" "${CARGO_HOME:-$HOME/.cargo}"; do
+    [[ -d "$dir" ]] && chmod -R a+rX "$dir" 2>/dev/null
+  done
+  mkdir -p "$TOOLCHAINS" && touch "$TOOLCHAINS/.rust-readable"
+fi
 
-python3 - <<'PY' 2>/dev/null || true
+cd "$(dirname "$0")/.." && python3 - <<'PY' 2>/dev/null || true
 import os, sys
 sys.path.insert(0, os.getcwd())
 try:
