@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import shlex
 import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -150,7 +149,8 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
 
 
 def _driver_source(job: Job, seconds: float, nonce: str) -> str:
-    payload = {"files": {p: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode() for p, t in job.files.items()},
+    encoded = {p: base64.b64encode(t.encode("utf-8", "surrogatepass")).decode() for p, t in job.files.items()}
+    payload = {"files": encoded,
                "links": job.links, "steps": job.steps, "env": job.env, "seconds": seconds, "nonce": nonce,
                "output_bytes": STEP_OUTPUT_BYTES}
     return f"JOB = {payload!r}\n" + DRIVER
@@ -165,7 +165,7 @@ def _summary_ok(language: str, output: str, expected: int) -> tuple[bool, str]:
         passed, bad = sum(ints(r"(\d+) passed")), sum(ints(r"(\d+) (?:failed|error)"))
     elif language == "go":
         passed = len(set(re.findall(r"^--- PASS: (Test\w*)", output, flags=re.MULTILINE)))
-        bad = len(re.findall(r"^--- FAIL", output, flags=re.MULTILINE)) + ("\nPASS" not in "\n" + output)
+        bad = len(re.findall(r"^--- FAIL", output, flags=re.MULTILINE)) + ("\nPASS\n" not in f"\n{output}\n")
     elif language == "rust":
         passed, bad = sum(ints(r"test result: ok\. (\d+) passed")), sum(ints(r"(\d+) failed"))
     elif language == "java":
@@ -178,7 +178,7 @@ def _summary_ok(language: str, output: str, expected: int) -> tuple[bool, str]:
     else:  # cpp (Catch)
         passed = sum(ints(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)"))
         bad = sum(ints(r"(\d+) failed"))
-    if bad or passed < max(expected, 1):
+    if bad or passed < expected:  # none expected (go/counter's tests are the student's to write): exit 0 suffices
         return False, f"the test framework reported {passed} passing of {expected} expected tests, {bad} failing"
     return True, ""
 
@@ -286,9 +286,4 @@ def run_many_tests(items: Sequence[tuple[str, str, dict, Sequence[str]]], max_wo
 
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="polyglot") as pool:
         return list(pool.map(one, items))
-
-
-def command_line(job: Job) -> str:
-    """The steps as shell lines (for messages and debugging)."""
-    return "\n".join(shlex.join(step["argv"]) for step in job.steps)
 

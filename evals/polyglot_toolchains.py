@@ -117,7 +117,8 @@ def _rust() -> Toolchain:
     cargo = os.path.join(sysroot, "bin", "cargo")
     if not (sysroot and os.path.isfile(cargo)):
         raise ToolchainMissing(f"rust: no cargo beside rustc in {sysroot or rustc!r}")
-    return Toolchain("rust", {"cargo": cargo, "rustc": os.path.join(sysroot, "bin", "rustc"), "bin": os.path.dirname(cargo),
+    return Toolchain("rust", {"cargo": cargo, "rustc": os.path.join(sysroot, "bin", "rustc"),
+                              "bin": os.path.dirname(cargo),
                               "registry": DEBIAN_CARGO_REGISTRY if os.path.isdir(DEBIAN_CARGO_REGISTRY) else ""},
                      _dirs(*_BASE_DIRS, os.path.realpath(sysroot), DEBIAN_CARGO_REGISTRY))
 

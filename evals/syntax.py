@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 
 FEEDBACK_CHARS = 500
@@ -73,8 +74,6 @@ def _validator_steps(language: str, paths: list[str], toolchain) -> tuple[list[d
         return [{"name": "compile", "argv": [t["gofmt"], "-e", "-l", *paths], "cwd": "src"}], {}, dict(toolchain.env)
     if language == "rust":
         rustfmt = t["bin"] + "/rustfmt"
-        import os  # noqa: PLC0415
-
         if os.path.exists(rustfmt):
             argv = [rustfmt, "--check", "--edition", "2021", *paths]
         else:
@@ -82,12 +81,13 @@ def _validator_steps(language: str, paths: list[str], toolchain) -> tuple[list[d
                     paths[0]]
         return [{"name": "compile", "argv": argv, "cwd": "src"}], {}, {"PATH": t["bin"] + ":/usr/bin:/bin"}
     if language == "java":
-        return [{"name": "compile", "argv": [t["javac"], "-J-Xmx256m", "-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1",
-                                             "-J-XX:CompressedClassSpaceSize=64m", "-nowarn", "-encoding", "UTF-8",
+        return [{"name": "compile", "argv": [t["javac"], "-J-Xmx256m", "-J-XX:+UseSerialGC",
+                                             "-J-XX:TieredStopAtLevel=1", "-J-XX:CompressedClassSpaceSize=64m", "-nowarn", "-encoding", "UTF-8",
                                              "-d", "../classes", "-cp", t["classpath"], *paths], "cwd": "src"}], {}, {}
     if language == "javascript":
         copies = {f"mjs/{p}.mjs": None for p in paths}
-        return [{"name": "compile", "argv": [t["node"], "--check", f"../{c}"], "cwd": "src"} for c in copies], copies, {}
+        steps = [{"name": "compile", "argv": [t["node"], "--check", f"../{c}"], "cwd": "src"} for c in copies]
+        return steps, copies, {}
     if language == "cpp":
         units = [p for p in paths if p.endswith((".cpp", ".cc"))] or paths
         return [{"name": "compile", "argv": [t["g++"], "-std=c++17", "-fsyntax-only", "-x", "c++", p], "cwd": "src"}
@@ -117,8 +117,6 @@ def check_files(language: str, files: dict, max_chars: int = FEEDBACK_CHARS * 4)
     sources = {p: t for p, t in files.items() if p.endswith(_SUFFIXES[language])}
     if not sources:
         return SyntaxCheck(True)
-    import os  # noqa: PLC0415
-
     flat = {os.path.basename(p): t for p, t in sources.items()}  # one dir: a .cpp finds its header
     steps, copies, env = _validator_steps(language, sorted(flat), toolchain)
     placed = {f"src/{p}": t for p, t in flat.items()}

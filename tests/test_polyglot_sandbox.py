@@ -15,7 +15,7 @@ from evals.polyglot_reference import check_references, reference_files
 from evals.polyglot_sandbox import expected_tests, limits_for, run_tests
 from evals.sandbox import SandboxLimits
 from evals.syntax import check_files, files_feedback
-from evals.verdict import Status
+from evals.verdict import Status, Verdict
 from tests import fixtures_tokenizer  # noqa: F401  (sets HRM_JAX_DATA_DIR)
 
 SAMPLES = {"cpp": "space-age", "go": "beer-song", "java": "series", "javascript": "triangle", "python": "proverb",
@@ -399,3 +399,14 @@ def test_install_script_is_named_by_the_readme_and_ci():
     assert (root / "scripts" / "install_toolchains.sh").stat().st_mode & 0o111
     assert "scripts/install_toolchains.sh" in (root / ".ci" / "run").read_text()
     assert "scripts/install_toolchains.sh" in (root / "README.md").read_text()
+
+
+def test_refinement_feedback_uses_the_languages_validator():
+    from evals.refine import execution_feedback
+
+    _need("go")
+    failed = Verdict(Status.COMPILE_ERROR, "CompileError", "tests did not build")
+    text = execution_feedback("package a\n\nfunc F( {\n", failed, language="go", filename="a.go")
+    assert text.startswith("a.go:3:") and "hrm_sandbox_" not in text
+    good = execution_feedback("package a\n\nfunc F() {}\n", failed, language="go", filename="a.go")
+    assert good == "CompileError: tests did not build"
