@@ -8,7 +8,8 @@ files do not parse, the language's syntax validator's error: evals/syntax.check_
 the first try, pass@2 within two, per language and overall.
 
 Writes <out>/samples.jsonl (one line per exercise and try, resumable like evals.mbpp) and <out>/summary.json;
-<out> defaults to <workdir>/eval/polyglot. A language whose toolchain is missing is skipped with its reason.
+<out> defaults to <workdir>/eval/polyglot. A language whose toolchain is missing is skipped with its reason; the
+summary lists the exercises whose reference solution cannot pass here (evals/polyglot_reference.KNOWN_FAILURES).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from evals import polyglot_toolchains as tc
 from evals.code_extraction import extract_instruction
 from evals.polyglot_exercises import Exercise, load_exercises
+from evals.polyglot_reference import KNOWN_FAILURES
 from evals.polyglot_sandbox import run_tests
 from evals.progress import Progress
 from evals.sample_store import SampleStore
@@ -143,9 +145,10 @@ def summarize(exercises: Sequence[Exercise], store: SampleStore, tries: int, ski
         return row
 
     languages = sorted({e.language for e in exercises})
+    unsolvable = sorted(e.exercise_id for e in exercises if e.exercise_id in KNOWN_FAILURES)
     return {"benchmark": "polyglot", "tries": tries, "overall": rates(exercises),
             "languages": {lang: rates([e for e in exercises if e.language == lang]) for lang in languages},
-            "skipped": skipped, "elapsed_s": round(elapsed_s, 3)}
+            "skipped": skipped, "reference_fails_here": unsolvable, "elapsed_s": round(elapsed_s, 3)}
 
 
 def evaluate(exercises: Sequence[Exercise], complete: Complete, out_dir: str | pathlib.Path,

@@ -70,8 +70,6 @@ def _reference(language: str, root: pathlib.Path, solution: list[str], examples:
 def load_exercise(root: pathlib.Path, language: str) -> Exercise:
     config = json.loads(_read(root / ".meta" / "config.json"))["files"]
     solution, tests = list(config["solution"]), list(config["test"])
-    if language == "rust":
-        solution = [s for s in solution if s != "Cargo.toml"]  # the manifest is support, not the model's to write
     files = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
@@ -81,8 +79,10 @@ def load_exercise(root: pathlib.Path, language: str) -> Exercise:
         files.setdefault(path, "")  # a header-only C++ exercise may lack its .cpp stub
     docs = root / ".docs"
     instructions = "\n\n".join(_read(docs / name).strip() for name in _INSTRUCTIONS if (docs / name).exists())
-    return Exercise(language, root.name, instructions, tuple(solution), tuple(tests), files,
-                    _reference(language, root, solution, list(config.get("example", []))))
+    reference = _reference(language, root, [s for s in solution if s != "Cargo.toml"], list(config.get("example", [])))
+    if (root / ".meta" / "Cargo-example.toml").exists():  # the crates the Rust reference uses
+        reference["Cargo.toml"] = _read(root / ".meta" / "Cargo-example.toml")
+    return Exercise(language, root.name, instructions, tuple(solution), tuple(tests), files, reference)
 
 
 def load_exercises(languages=LANGUAGES, data_dir: str | None = None) -> list[Exercise]:

@@ -51,8 +51,9 @@ _BABEL_CONFIG = "module.exports = {presets: [['@babel/preset-env', {targets: {no
 def limits_for(language: str, toolchain: tc.Toolchain, **changes) -> SandboxLimits:
     """The sandbox limits of one test run: room for a compiler (JVM, cargo, cmake) beside the tests."""
     compiled = language != "python"
+    memory = {"python": 2 << 30, "javascript": 64 << 30}.get(language, 8 << 30)  # V8 reserves per worker thread
     settings = dict(cpu_seconds=120.0 if compiled else 30.0, wall_seconds=240.0 if compiled else 60.0,
-                    memory_bytes=(8 << 30) if compiled else (2 << 30), file_size_bytes=256 << 20,
+                    memory_bytes=memory, file_size_bytes=256 << 20,
                     max_processes=512, open_files=4096, workdir_bytes=1 << 30, output_bytes=256 << 10,
                     packages=toolchain.packages, toolchain_dirs=toolchain.dirs)
     settings.update(changes)
@@ -85,9 +86,19 @@ def expected_tests(language: str, files: dict, tests: Sequence[str]) -> int:
     return sum(len(re.findall(pattern, benchmark.sub("", files.get(p, "")), flags=re.MULTILINE)) for p in tests)
 
 
-def _lib_name(files: dict) -> str:
-    match = re.search(r'^name\s*=\s*"([^"]+)"', files.get("Cargo.toml", ""), flags=re.MULTILINE)
-    return match.group(1) if match else "exercise"
+def any_dependency_version(manifest: str) -> str:
+    """Cargo.toml with each `[dependencies]` requirement relaxed to "*": offline, a crate resolves to the one
+    version Debian's registry holds (an exercise's `regex = "0.2"` builds against regex 1.7)."""
+    out, section = [], ""
+    for line in manifest.splitlines(keepends=True):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+        elif section in ("dependencies", "dev-dependencies"):
+            line = re.sub(r'^(\s*[\w-]+\s*=\s*)"[^"]*"', r'\1"*"', line)
+            line = re.sub(r'(\bversion\s*=\s*)"[^"]*"', r'\1"*"', line)
+        out.append(line)
+    return "".join(out)
 
 
 def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolchain: tc.Toolchain) -> Job:
@@ -107,6 +118,8 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
     elif language == "rust":
         if t["registry"]:
             files[".cargo/config.toml"] = _CARGO_CONFIG.format(registry=t["registry"])
+            if "Cargo.toml" in files:
+                files["Cargo.toml"] = any_dependency_version(files["Cargo.toml"])
         env.update(PATH=t["bin"] + ":/usr/bin:/bin", CARGO_HOME="/work-cache/cargo", CARGO_TERM_COLOR="never",
                    CARGO_INCREMENTAL="0", CARGO_BUILD_JOBS="2", RUSTFLAGS="-C debuginfo=0")
         steps = [{"name": "compile", "argv": [t["cargo"], "test", "--offline", "--no-run", "-q"], "cwd": here},
@@ -166,14 +179,16 @@ def _summary_ok(language: str, output: str, expected: int) -> tuple[bool, str]:
     elif language == "go":
         passed = len(set(re.findall(r"^--- PASS: (Test\w*)", output, flags=re.MULTILINE)))
         bad = len(re.findall(r"^--- FAIL", output, flags=re.MULTILINE)) + ("\nPASS\n" not in f"\n{output}\n")
-    elif language == "rust":
-        passed, bad = sum(ints(r"test result: ok\. (\d+) passed")), sum(ints(r"(\d+) failed"))
+    elif language == "rust":  # every test binary started must report; #[test]s behind cfg(feature) do not run
+        running, results = ints(r"^running (\d+) tests?$"), ints(r"test result: ok\. (\d+) passed")
+        passed, bad = sum(results), sum(ints(r"(\d+) failed")) + (len(running) != len(results))
+        expected = sum(running) if running else max(expected, 1)
     elif language == "java":
         passed, bad = sum(ints(r"(\d+) tests successful")), sum(ints(r"(\d+) tests failed"))
     elif language == "javascript":
         totals = re.findall(r"^Tests:\s+(.*)$", output, flags=re.MULTILINE)
         passed = sum(int(m) for line in totals for m in re.findall(r"(\d+) passed", line))
-        bad = sum(int(m) for line in totals for m in re.findall(r"(\d+) (?:failed|skipped|todo)", line))
+        bad = sum(int(m) for line in totals for m in re.findall(r"(\d+) failed", line))  # test.skip stays skipped
         expected = min(expected, 1)  # tests built in loops or via each: the count in the file is a guess
     else:  # cpp (Catch)
         passed = sum(ints(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)"))

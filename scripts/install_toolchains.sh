@@ -15,7 +15,9 @@ JEST_VERSION=29.7.0
 BABEL_VERSION=7.25.2
 
 APT_PACKAGES=(golang-go junit5 libassertj-core-java libandroid-json-java libboost-date-time-dev
-              librust-time-dev librust-anyhow-dev librust-rand-dev)
+              librust-time-dev librust-anyhow-dev librust-rand-dev librust-thiserror-dev librust-permutohedron-dev
+              librust-itertools-dev librust-num-bigint-dev librust-num-traits-dev librust-regex-dev
+              librust-aho-corasick-dev librust-memchr-dev librust-regex-syntax-dev)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
