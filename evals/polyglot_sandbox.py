@@ -7,8 +7,9 @@ limits as Python programs (the minimal root exposes the language's toolchain rea
 The verdict is decided here, in the parent, from the driver's record and the sandbox's own account of the run:
 
   compile step exits non-zero              COMPILE_ERROR ("CompileError", the compiler's output)
-  a step runs past the time left           TIMEOUT (so does the whole sandbox past its wall/CPU limit)
-  the test step dies of a signal           KILLED (its name)
+  a step runs past the time left           TIMEOUT (so does the whole sandbox past its wall/CPU limit, and a
+                                           step killed at its CPU limit)
+  a step dies of another signal            KILLED (its name)
   the test step exits non-zero             FAILED ("TestFailure", the end of the test output)
   exit 0 but the framework's summary does  ERROR ("IncompleteRun"): e.g. the candidate exited early with 0
     not show every expected test passing
@@ -228,20 +229,21 @@ def decide(language: str, run: Verdict, record: dict | None, expected: int, cpu_
     output = last["output"]
     if last["timed_out"]:
         return Verdict(Status.TIMEOUT, None, _message(output, f"{last['name']} step ran out of time"), **facts)
-    if last["name"] != "test":
-        if last["returncode"] == 0:
-            return Verdict(Status.ERROR, "SandboxError", "the test driver stopped before the tests", **facts)
-        return Verdict(Status.COMPILE_ERROR, "CompileError", _message(output, keep="head"),
-                       exit_code=last["returncode"], **facts)
     code = last["returncode"]
-    if code < 0:
+    if code < 0:  # a compiler or the tests died of a signal
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
         if name == "SIGXCPU" or name == "SIGKILL" and (last.get("cpu_seconds") or 0) >= math.ceil(cpu_limit_s):
-            return Verdict(Status.TIMEOUT, None, _message(output, "CPU time limit exceeded"), exit_code=code, **facts)
-        return Verdict(Status.KILLED, name, _message(output, f"tests killed by {name}"), exit_code=code, **facts)
+            return Verdict(Status.TIMEOUT, None, _message(output, f"{last['name']} step: CPU time limit exceeded"),
+                           exit_code=code, **facts)
+        return Verdict(Status.KILLED, name, _message(output, f"{last['name']} step killed by {name}"),
+                       exit_code=code, **facts)
+    if last["name"] != "test":
+        if code == 0:
+            return Verdict(Status.ERROR, "SandboxError", "the test driver stopped before the tests", **facts)
+        return Verdict(Status.COMPILE_ERROR, "CompileError", _message(output, keep="head"), exit_code=code, **facts)
     if code != 0:
         return Verdict(Status.FAILED, "TestFailure", _message(output), exit_code=code, **facts)
     ok, why = _summary_ok(language, output, expected)

@@ -411,3 +411,14 @@ def test_refinement_feedback_uses_the_languages_validator():
     assert text.startswith("a.go:3:") and "hrm_sandbox_" not in text
     good = execution_feedback("package a\n\nfunc F() {}\n", failed, language="go", filename="a.go")
     assert good == "CompileError: tests did not build"
+
+
+def test_an_endless_loop_is_a_timeout():
+    _need("go")
+    exercise = EXERCISES["go"]
+    spins = {"beer_song.go": "package beer\n\nfunc Song() string {\n\tfor {\n\t}\n}\n\n"
+                             "func Verses(start, stop int) (string, error) { return Song(), nil }\n\n"
+                             "func Verse(n int) (string, error) { return Song(), nil }\n"}
+    limits = limits_for("go", tc.toolchain("go"), cpu_seconds=5.0, wall_seconds=60.0)
+    verdict = run_tests("go", exercise.name, {**exercise.files, **spins}, exercise.tests, limits)
+    assert verdict.status is Status.TIMEOUT and "CPU time limit" in verdict.message, (verdict.status, verdict.message)
