@@ -422,3 +422,18 @@ def test_an_endless_loop_is_a_timeout():
     limits = limits_for("go", tc.toolchain("go"), cpu_seconds=5.0, wall_seconds=60.0)
     verdict = run_tests("go", exercise.name, {**exercise.files, **spins}, exercise.tests, limits)
     assert verdict.status is Status.TIMEOUT and "CPU time limit" in verdict.message, (verdict.status, verdict.message)
+
+
+def test_toolchain_dirs_are_exposed_read_only_and_only_when_asked():
+    from evals.sandbox import run_program
+
+    if not os.path.exists("/usr/include/stdio.h"):
+        pytest.skip("no C headers on this machine")
+    probe = ("import os\nassert os.path.exists('/usr/include/stdio.h') == {seen}\n"
+             "if {seen}:\n    try:\n        open('/usr/include/hrm_probe', 'w')\n        raise SystemExit(3)\n"
+             "    except OSError:\n        pass\n")
+    assert run_program(probe.format(seen=False)).passed  # a plain Python run sees no toolchain
+    exposed = run_program(probe.format(seen=True), SandboxLimits(toolchain_dirs=("/usr/include",)))
+    assert exposed.passed, exposed.message
+    with pytest.raises(ValueError, match="not an absolute path"):
+        SandboxLimits(toolchain_dirs=("usr/bin",))
