@@ -114,8 +114,8 @@ def base_config() -> ml_collections.ConfigDict:
     # caps of a corpus built here (per language; 0 = none), its Python part from corpus_stdlib_subdirs
     c.data.language_weights = ml_collections.ConfigDict(
         {"cpp": 1.0, "go": 1.0, "java": 1.0, "javascript": 1.0, "python": 1.0, "rust": 1.0})
-    c.data.corpus_max_files_per_language = 3000
-    c.data.corpus_max_bytes_per_language = 24 << 20
+    c.data.corpus_max_files_per_language = 1500
+    c.data.corpus_max_bytes_per_language = 12 << 20
     c.data.corpus_max_file_bytes = 500_000
     c.data.data_dir = ""  # folder holding mbpp/mbpp.jsonl ("" = $HRM_JAX_DATA_DIR, else download)
     c.data.generate = ""  # puzzle: "sudoku" or "maze" generates the dataset (into data.path or the workdir)

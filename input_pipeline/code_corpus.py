@@ -47,8 +47,8 @@ _MIN_FILES_FOR_WORKERS = 500
 class CodeCorpusSettings:
     """What a code-corpus build takes. The caps keep it at CPU scale (see configs/pretrain_code.py)."""
     languages: tuple[str, ...] = LANGUAGES
-    max_files_per_language: int = 3000   # 0 = no cap
-    max_bytes_per_language: int = 24 << 20  # 0 = no cap
+    max_files_per_language: int = 1500  # 0 = no cap
+    max_bytes_per_language: int = 12 << 20  # 0 = no cap
     max_file_bytes: int = 500_000
     max_line_chars: int = 1000  # longer lines: minified or generated (The Stack's rule)
     validation_fraction: float = 0.01
@@ -187,7 +187,7 @@ def train_code_tokenizer(corpus_dir: str | os.PathLike, vocab_size: int, files_p
     tags as special tokens."""
     docs = (record["text"] for _, record in sample_documents(corpus_dir, files_per_language))
     return train_sentencepiece(docs, vocab_size, seed=seed, model_type="bpe", extra_symbols=LANGUAGE_TAGS,
-                               input_sentence_size=250_000, num_threads=num_threads, log_level=0)
+                               input_sentence_size=250_000, num_threads=num_threads, log_level=1)
 
 
 def count_tokens(corpus_dir: str | os.PathLike, tokenizer: Tokenizer,

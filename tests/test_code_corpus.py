@@ -2,17 +2,17 @@
 Polyglot exercises, the per-language build and statistics, the six-language tokenizer's round trip, the
 language-weighted mixture, and `configs/pretrain_code.py:tiny` through the entry point."""
 import collections
+import contextlib
+import io
 import json
 import os
-import pathlib
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from fixtures_tokenizer import REPO_ROOT, data_dir
+from fixtures_tokenizer import REPO_ROOT, data_dir, session_tokenizer
 from input_pipeline import build_code_corpus as cli
 from input_pipeline import code_corpus, lm_pipeline
 from input_pipeline.code_languages import LANGUAGE_TAGS, LANGUAGES, language_tag, parse_languages
@@ -38,8 +38,6 @@ def tiny_code_corpus(tmp_path_factory):
     """The CLI's build of a small corpus from this machine's sources (languages whose sources are missing are
     empty), with its tokenizer, and the CLI's printed output."""
     out = tmp_path_factory.mktemp("code") / "corpus"
-    import contextlib
-    import io
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         manifest = cli.main(["--out", str(out), "--max_files_per_language", "12", "--max_mb_per_language", "0.3",
@@ -272,7 +270,6 @@ def test_mixture_batches_tag_documents_in_the_weighted_proportion(tiny_code_corp
 
 
 def test_mixture_refuses_another_tokenizer(tiny_code_corpus):
-    from fixtures_tokenizer import session_tokenizer
     out, _, _ = tiny_code_corpus
     with pytest.raises(TokenizerMismatchError):
         lm_pipeline.code_mixture_batches(out, session_tokenizer(), {"python": 1.0}, seq_len=64, batch_size=2)
