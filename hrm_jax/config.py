@@ -30,7 +30,7 @@ PUZZLE_FAMILIES = ("hrm", "trm", "transformer")  # families that also train on p
 TRM_FIELDS = ("H_cycles", "L_cycles", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
               "puzzle_emb_ndim", "puzzle_emb_len", "mlp_t", "no_ACT_continue", "halt_max_steps",
               "halt_exploration_prob", "rms_norm_eps", "rope_theta", "causal", "generation_segments")
-CODE_DATA_KINDS = ("python_corpus", "mbpp", "edit_sft", "edit_actions")
+CODE_DATA_KINDS = ("python_corpus", "code_corpus", "mbpp", "edit_sft", "edit_actions")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
 # HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
 HRM_TEXT_OVERRIDES = ("hidden_size", "intermediate_size", "num_layers_per_stack", "num_attention_heads", "head_dim",
@@ -110,6 +110,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.corpus_validation_fraction = 0.01  # when the corpus is built here
     c.data.corpus_stdlib_subdirs = ()  # when the corpus is built here: only these stdlib packages (() = all roots)
     c.data.packing = "first_fit"  # or "concat_then_split"
+    # code_corpus (six languages, configs/pretrain_code.py): sampling weight per language (0 = left out), and the
+    # caps of a corpus built here (per language; 0 = none), its Python part from corpus_stdlib_subdirs
+    c.data.language_weights = ml_collections.ConfigDict(
+        {"cpp": 1.0, "go": 1.0, "java": 1.0, "javascript": 1.0, "python": 1.0, "rust": 1.0})
+    c.data.corpus_max_files_per_language = 1500
+    c.data.corpus_max_bytes_per_language = 12 << 20
+    c.data.corpus_max_file_bytes = 500_000
     c.data.data_dir = ""  # folder holding mbpp/mbpp.jsonl ("" = $HRM_JAX_DATA_DIR, else download)
     # edit_sft / edit_actions (configs/edit_*.py): the codemod dataset folder (input_pipeline.build_codemods);
     # "" = <workdir>/codemods, built there from these stdlib packages (() = the whole standard library)
