@@ -31,7 +31,6 @@ import dataclasses
 import fnmatch
 import importlib.util
 import json
-import math
 import os
 import pathlib
 import platform
@@ -92,6 +91,7 @@ class Task:
     reference: str = "hrm"
     eval_batches: int = 0  # 0 = the whole test split
     curve_points: int = 8  # evaluations along training (the learning curve)
+    depth_multipliers: tuple[int, ...] = DEPTH_MULTIPLIERS  # test-time segments / training halt_max_steps
     schedule: dict = dataclasses.field(default_factory=dict)  # other fields (e.g. train.log_every)
     gpu_only: bool = False  # declared for an accelerator; not run on this machine
 
@@ -157,7 +157,7 @@ SUITES: dict[str, tuple[Task, ...]] = {
     "toy": (
         Task("toy_sudoku", "puzzle", "toy: 16 Sudoku (rating >= 1) x 2 augmentations, 16 test",
              {**_sudoku(16, 16, 2, 1.0), "data.global_batch_size": 16}, budget_steps=8,
-             families=("hrm", "tf_params"), eval_batches=1, curve_points=2),
+             families=("hrm", "tf_params"), eval_batches=1, curve_points=2, depth_multipliers=(1, 2)),
     ),
 }
 GPU_FAMILY_CONFIG = {"gpu_hrm": "configs/sudoku.py", "gpu_trm_mlp": "configs/trm_sudoku.py",
@@ -295,7 +295,8 @@ def plan(out: str, run: Run) -> dict:
     return {"name": run.name, "task": run.task.name, "family": run.family, "seed": run.seed,
             "config": run.config_spec, "overrides": {k: _flag_value(v) if isinstance(v, tuple) else v
                                                      for k, v in overrides.items()},
-            "steps": steps, "budget_flops": budget, "budget_scale": BUDGET_SCALE[0], "train_flops": steps * m["flops_per_step"], **m,
+            "steps": steps, "budget_flops": budget, "budget_scale": BUDGET_SCALE[0],
+            "train_flops": steps * m["flops_per_step"], **m,
             "command": command(run, workdir, overrides), "workdir": workdir}
 
 
@@ -465,7 +466,7 @@ def puzzle_evals(run: Run, p: dict) -> dict:
     from evals import puzzles  # noqa: PLC0415
 
     return {"halting": puzzles.evaluate_puzzles(config, p["workdir"], run.task.eval_batches),
-            "depth": test_time_depth(config, p["workdir"], run.task.eval_batches)}
+            "depth": test_time_depth(config, p["workdir"], run.task.eval_batches, run.task.depth_multipliers)}
 
 
 def execute(out: str, run: Run, log=print) -> str:
@@ -504,9 +505,8 @@ def execute(out: str, run: Run, log=print) -> str:
 
 
 # ----- CLI ----------------------------------------------------------------------------------------------------------
-def list_runs(out: str, runs: list[Run], suite: str) -> list[str]:
+def list_runs(out: str, runs: list[Run]) -> list[str]:
     lines = []
-    total_steps_note = []
     for run in runs:
         state = RunState(run_dir(out, run))
         status = "done" if all(state.done(s) for s in stages_of(run)) else (
@@ -517,7 +517,6 @@ def list_runs(out: str, runs: list[Run], suite: str) -> list[str]:
         lines.append(f"{run.name:<40} {status:<24} params {p['params']:>10,}  steps {p['steps']:>7,}  "
                      f"train {p['train_flops'] / 1e12:8.3f} TFLOP")
         lines.append("    python " + " ".join(p["command"][1:]))
-        total_steps_note.append(p)
     return lines
 
 
@@ -536,7 +535,7 @@ def main(argv=None) -> int:
     if not runs:
         raise SystemExit(f"--only={args.only!r}: no run of suite {args.suite!r} matches")
     if args.list:
-        print("\n".join(list_runs(args.out, runs, args.suite)))
+        print("\n".join(list_runs(args.out, runs)))
         return 0
     from benchmarks import study_report  # noqa: PLC0415
 

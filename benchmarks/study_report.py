@@ -133,7 +133,8 @@ def halting_table(records: list[dict]) -> list[str]:
     for rec in rows:
         a, f = rec["evals"]["halting"]["adaptive"], rec["evals"]["halting"]["fixed"]
         lines.append(f"| {_ref([rec])} | {a['exact_accuracy']:.4f} | {a['accuracy']:.4f} | {a['mean_segments']:.2f} | "
-                     f"{f['exact_accuracy']:.4f} | {f['accuracy']:.4f} | {f['mean_segments']:.2f} | {int(a['count'])} |")
+                     f"{f['exact_accuracy']:.4f} | {f['accuracy']:.4f} | {f['mean_segments']:.2f} | "
+                     f"{int(a['count'])} |")
     return lines
 
 
@@ -185,20 +186,21 @@ def curves_figure(records: list[dict], task: str, path: str) -> str | None:
     if not recs:
         return None
     plt = _plt()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for rec in recs:
         fps, label = rec["plan"]["flops_per_step"], f"{_label(rec['plan']['family'])} s{rec['plan']['seed']}"
         train = [(m["step"] * fps / 1e12, m["train/loss"]) for m in rec["metrics"] if "train/loss" in m]
-        ev = [(m["step"] * fps / 1e12, m["eval/exact_accuracy"]) for m in rec["metrics"]
-              if "eval/exact_accuracy" in m]
-        if train:
-            ax_loss.plot(*zip(*train), label=label)
-        if ev:
-            ax_acc.plot(*zip(*ev), marker="o", label=label)
-    ax_loss.set(xlabel="training TFLOPs", ylabel="train loss", title=f"{task}: training loss")
-    ax_acc.set(xlabel="training TFLOPs", ylabel="held-out exact accuracy", title=f"{task}: held-out exact accuracy",
-               ylim=(-0.02, 1.02))
-    for ax in (ax_loss, ax_acc):
+        line = axes[0].plot(*zip(*train), label=label)[0] if train else None
+        for ax, key in zip(axes[1:], ("eval/exact_accuracy", "eval/accuracy")):
+            ev = [(m["step"] * fps / 1e12, m[key]) for m in rec["metrics"] if key in m]
+            if ev:
+                ax.plot(*zip(*ev), marker="o", label=label, color=line.get_color() if line else None)
+    axes[0].set(xlabel="training TFLOPs", ylabel="train loss", title=f"{task}: training loss")
+    axes[1].set(xlabel="training TFLOPs", ylabel="held-out exact accuracy", title=f"{task}: held-out exact accuracy",
+                ylim=(-0.02, 1.02))
+    axes[2].set(xlabel="training TFLOPs", ylabel="held-out cell accuracy", title=f"{task}: held-out cell accuracy",
+                ylim=(-0.02, 1.02))
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -212,15 +214,17 @@ def depth_figure(records: list[dict], path: str) -> str | None:
     if not recs:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for rec in recs:
         rows = rec["evals"]["depth"]["rows"]
-        ax.plot([r["segments"] for r in rows], [r["exact_accuracy"] for r in rows], marker="o",
-                label=f"{rec['plan']['task']} {_label(rec['plan']['family'])} s{rec['plan']['seed']}")
-    ax.set(xlabel="test-time segments (fixed)", ylabel="held-out exact accuracy",
-           title="accuracy vs test-time depth (1x = training halt_max_steps)", ylim=(-0.02, 1.02))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        label = f"{rec['plan']['task']} {_label(rec['plan']['family'])} s{rec['plan']['seed']}"
+        for ax, key in zip(axes, ("exact_accuracy", "accuracy")):
+            ax.plot([r["segments"] for r in rows], [r[key] for r in rows], marker="o", label=label)
+    for ax, what in zip(axes, ("exact", "cell")):
+        ax.set(xlabel="test-time segments (fixed; the first point is training's halt_max_steps)",
+               ylabel=f"held-out {what} accuracy", title=f"{what} accuracy vs test-time depth", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -230,22 +234,24 @@ def depth_figure(records: list[dict], path: str) -> str | None:
 def final_figure(records: list[dict], path: str) -> str | None:
     bars = []
     for (task, family), recs in _groups(records).items():
-        vals = [final_eval(r)["eval/exact_accuracy"] for r in recs if r["done"] and "eval/exact_accuracy" in final_eval(r)]
-        if vals and recs[0]["run"].task.kind == "puzzle":
-            bars.append((f"{task}\n{_label(family)}\n(n={len(vals)})", vals))
+        finals = [final_eval(r) for r in recs if r["done"]]
+        finals = [f for f in finals if "eval/exact_accuracy" in f]
+        if finals and recs[0]["run"].task.kind == "puzzle":
+            bars.append((f"{task}\n{_label(family)}\n(n={len(finals)})", finals))
     if not bars:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(bars)), 4.5))
-    means = [statistics.mean(v) for _, v in bars]
-    low = [m - min(v) for m, (_, v) in zip(means, bars)]
-    high = [max(v) - m for m, (_, v) in zip(means, bars)]
-    ax.bar(range(len(bars)), means, yerr=[low, high], capsize=4, color="tab:blue")
-    for i, m in enumerate(means):
-        ax.text(i, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
-    ax.set(ylabel="held-out exact accuracy", title="final held-out exact accuracy (mean over seeds; bars: min-max)",
-           ylim=(0, max(1e-3, max(means) * 1.25, max(m + h for m, h in zip(means, high)) * 1.1)))
+    fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.2 * len(bars)), 4.5))
+    for ax, key, what in zip(axes, ("eval/exact_accuracy", "eval/accuracy"), ("exact", "cell")):
+        values = [[f[key] for f in finals] for _, finals in bars]
+        means = [statistics.mean(v) for v in values]
+        err = [[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]]
+        ax.bar(range(len(bars)), means, yerr=err, capsize=4, color="tab:blue" if what == "exact" else "tab:green")
+        for i, m in enumerate(means):
+            ax.text(i, m, f"{m:.3f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(bars)), [b[0] for b in bars], fontsize=7)
+        ax.set(ylabel=f"held-out {what} accuracy", ylim=(0, 1.0),
+               title=f"final held-out {what} accuracy\n(mean over seeds; error bars: min-max)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -267,7 +273,21 @@ def write(out: str, suite: str, runs) -> str:
              f"Regenerate: `python -m benchmarks.study --suite={suite} --out={out} --report-only`; rerun what is "
              f"missing: the same without `--report-only`. Every number below comes from the run folders under "
              f"`{out}/runs/`; each row names its runs, whose command, commit, config, wall time and machine are "
-             "listed under Provenance.", "", "## Tasks", ""]
+             "listed under Provenance.", ""]
+    scales = sorted({r["plan"].get("budget_scale", 1.0) for r in records})
+    if scales != [1.0] and records:
+        lines += [f"**Shortened budget**: these runs used {', '.join(f'{x:g}' for x in scales)} x the declared "
+                  "budgets (`--budget-scale`); they are not the suite's results.", ""]
+    finals = [final_eval(r).get("eval/exact_accuracy") for r in records if r["run"].task.kind == "puzzle"]
+    finals = [x for x in finals if x is not None]
+    if finals and max(finals) < 0.3:
+        lines += [f"No run reached 30% held-out exact accuracy (best {max(finals):.4f}); the learning curves "
+                  "(figures) show where each family's held-out accuracy stands at the end of its budget.", ""]
+    if suite != "gpu":
+        gpu = ", ".join(f"`{t.name}` ({', '.join(_label(f) for f in t.families)})" for t in SUITES["gpu"])
+        lines += [f"Paper-scale settings (`--suite=gpu`: {gpu}) are declared for an accelerator and were not run "
+                  "here.", ""]
+    lines += ["## Tasks", ""]
     for task in SUITES[suite]:
         lines.append(f"- `{task.name}` ({task.kind}): {task.note}; budget: the training FLOPs of "
                      f"{task.budget_steps:,} steps of {_label(task.reference)}" if task.budget_steps else
