@@ -270,8 +270,11 @@ BUDGET_SCALE = [1.0]  # --budget-scale: a shortened (or longer) budget for every
 
 def plan(out: str, run: Run) -> dict:
     """The run's overrides, step count, command and counts: steps = budget FLOPs / this family's FLOPs per step."""
+    from hrm_jax import config as config_lib  # noqa: PLC0415
+
     overrides = base_overrides(out, run)
     config = apply_overrides(load_config(run.config_spec), overrides)
+    config_lib.validate(config)  # a bad override fails here, in one line, before anything trains
     m = measure(config)
     steps_key = "pretrain.train.steps" if run.task.kind == "code" else "train.steps"
     if run.task.budget_steps:
@@ -548,6 +551,9 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
         started = time.monotonic()
         for i, run in enumerate(runs, 1):
+            if _STOP:
+                print("stopped (SIGTERM); rerun to go on", flush=True)
+                return 0
             try:
                 status = execute(args.out, run, log=lambda s, i=i: print(f"[{i}/{len(runs)}] {s}", flush=True))
             except Interrupted as e:
@@ -556,7 +562,7 @@ def main(argv=None) -> int:
             if status == "done":
                 print(f"[{i}/{len(runs)}] {run.name}: finished before, skipped", flush=True)
         print(f"suite {args.suite}: {len(runs)} run(s) finished ({(time.monotonic() - started) / 60:.1f} min now)")
-    path = study_report.write(args.out, args.suite, runs)
+    path = study_report.write(args.out, args.suite, runs, args.only)
     print(f"report: {path}")
     return 0
 

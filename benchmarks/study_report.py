@@ -13,6 +13,7 @@ accuracy per task and family, mean over seeds with min-max error bars; the seed 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 
@@ -45,6 +46,7 @@ def collect(out: str, runs) -> list[dict]:
         if run.task.kind == "code":
             rec["finetune_metrics"] = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
             rec["code_summary"] = _read_json(os.path.join(workdir, "eval", "mbpp_test", "summary.json"))
+            rec["corpus_manifest"] = _read_json(os.path.join(workdir, "pretrain", "python_corpus", "manifest.json"))
         records.append(rec)
     return records
 
@@ -106,22 +108,37 @@ def headline_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def bits_per_byte(loss_nats_per_token, manifest: dict, split: str = "validation") -> float | None:
+    """Held-out loss in bits per byte: nats/token / ln 2 x the split's tokens per byte (the corpus manifest's counts
+    under the run's tokenizer). Approximate: the loss is over the eval batches' packed rows, the ratio over the
+    whole split."""
+    s = (manifest.get("splits") or {}).get(split) or {}
+    if loss_nats_per_token is None or not s.get("tokens") or not s.get("bytes"):
+        return None
+    return loss_nats_per_token / math.log(2) * s["tokens"] / s["bytes"]
+
+
 def code_table(records: list[dict]) -> list[str]:
     rows = [r for r in records if r["run"].task.kind == "code"]
     if not rows:
         return []
-    lines = ["| family | params | pretraining FLOPs | steps | wall | pretrain held-out loss (nats/token) | "
-             "fine-tune held-out loss | syntax-valid | pass@1 (samples) | run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| family | params | pretraining FLOPs | steps | wall | held-out corpus loss (nats/token) | "
+             "held-out corpus bits/byte | MBPP test loss (nats/token) | syntax-valid | pass@1 (samples) | run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for rec in rows:
         p, s = rec["plan"], rec.get("code_summary") or {}
         pre, ft = final_eval(rec), final_eval({"metrics": rec.get("finetune_metrics", [])})
         pk = (s.get("pass_at_k") or {}).get("pass@1")
         lines.append(f"| {_label(p['family'])} | {p['params']:,} | {_fmt_flops(p['train_flops'])} | {p['steps']:,} | "
                      f"{_wall(rec) / 60:.1f} min | {pre.get('eval/loss', float('nan')):.4f} | "
+                     f"{_num(bits_per_byte(pre.get('eval/loss'), rec.get('corpus_manifest') or {}))} | "
                      f"{ft.get('eval/loss', float('nan')):.4f} | {s.get('syntax_valid_rate', float('nan')):.3f} | "
                      f"{'-' if pk is None else f'{pk:.3f}'} ({s.get('num_samples', 0)}) | {_ref([rec])} |")
     return lines
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
 
 
 def halting_table(records: list[dict]) -> list[str]:
@@ -259,7 +276,7 @@ def final_figure(records: list[dict], path: str) -> str | None:
 
 
 # ----- the page -----------------------------------------------------------------------------------------------------
-def write(out: str, suite: str, runs) -> str:
+def write(out: str, suite: str, runs, only: str = "") -> str:
     from benchmarks.study import SUITES  # noqa: PLC0415
 
     records = collect(out, runs)
@@ -270,7 +287,8 @@ def write(out: str, suite: str, runs) -> str:
     figures += [depth_figure(records, os.path.join(fig_dir, "depth.png")),
                 final_figure(records, os.path.join(fig_dir, "final.png"))]
     lines = [f"# Study results: suite `{suite}`", "",
-             f"Regenerate: `python -m benchmarks.study --suite={suite} --out={out} --report-only`; rerun what is "
+             f"Regenerate: `python -m benchmarks.study --suite={suite} --out={out}"
+             f"{f' --only={only!r}' if only else ''} --report-only`; rerun what is "
              f"missing: the same without `--report-only`. Every number below comes from the run folders under "
              f"`{out}/runs/`; each row names its runs, whose command, commit, config, wall time and machine are "
              "listed under Provenance.", ""]
@@ -287,7 +305,7 @@ def write(out: str, suite: str, runs) -> str:
         gpu = ", ".join(f"`{t.name}` ({', '.join(_label(f) for f in t.families)})" for t in SUITES["gpu"])
         lines += [f"Paper-scale settings (`--suite=gpu`: {gpu}) are declared for an accelerator and were not run "
                   "here.", ""]
-    lines += ["## Tasks", ""]
+    lines += ["## Tasks (declared in the suite)", ""]
     for task in SUITES[suite]:
         lines.append(f"- `{task.name}` ({task.kind}): {task.note}; budget: the training FLOPs of "
                      f"{task.budget_steps:,} steps of {_label(task.reference)}" if task.budget_steps else

@@ -91,3 +91,9 @@ def test_toy_study_resumes_skips_and_reports_from_the_run_files(tmp_path, capsys
     for name in ("curves_toy_sudoku.png", "final.png"):
         assert pathlib.Path(out, "figures", name).read_bytes() != figures[name]
     assert study_report.final_eval(study_report.collect(out, runs[1:])[0])["eval/exact_accuracy"] == 0.5
+
+
+def test_bits_per_byte_is_the_loss_in_bits_times_the_splits_tokens_per_byte():
+    manifest = {"splits": {"validation": {"tokens": 1000, "bytes": 3000}}}
+    assert study_report.bits_per_byte(2.0, manifest) == pytest.approx(2.0 / 0.6931471805599453 / 3.0)
+    assert study_report.bits_per_byte(2.0, {}) is None and study_report.bits_per_byte(None, manifest) is None
