@@ -60,6 +60,9 @@ MODEL_OVERRIDES: dict[str, dict] = {
     "code_tf_params": {"model.family": "transformer", "model.transformer.size_by": "params"},
 }
 
+# The field each ACT family's training segment count is read from (the test-time-depth sweep's 1x).
+HALT_MAX_STEPS_FIELD = {"hrm": "model.halt_max_steps", "trm": "model.trm.halt_max_steps"}
+
 # family -> the config file and variant it starts from (puzzle tasks; data fields come from the task)
 PUZZLE_FAMILY_CONFIG = {
     "hrm": "configs/sudoku.py:tiny",
@@ -127,8 +130,11 @@ PUZZLE_FAMILIES = ("hrm", "trm_att", "trm_mlp", "tf_params", "tf_flops")
 CODE_FAMILIES = ("code_hrm_text", "code_hrm", "code_trm", "code_tf_params")
 
 SUITES: dict[str, tuple[Task, ...]] = {
-    # The CPU suite (2-core machine). budget_steps: HRM steps of ~8 min each (measured ~0.45 s/step for the tiny
-    # HRM at batch 32 on 2 busy cores, see RESULTS.md); the other families get the same training FLOPs.
+    # The CPU suite (2-core machine): 20 runs. budget_steps: HRM steps of ~8 min each (the tiny HRM at batch 32:
+    # 0.38 s/step at load ~7, 0.76 s/step at load ~20 on 2 cores; the equal-params transformer 0.29 s/step at
+    # load ~20); the other families get the same training FLOPs. Expected: ~16 puzzle runs x ~8 min + 4 code
+    # recipes x ~18 min (pretrain ~10, fine-tune ~5, 50 MBPP tasks ~3) = ~3.3 h on an otherwise idle machine
+    # (an estimate from the rates above, not a measured total); --budget-scale trims it.
     "cpu": (
         Task("sudoku_easy", "puzzle", "generated Sudoku, tdoku-style rating >= 1 guess (the easiest the generator "
              "keeps), 1,000 train puzzles x 8 augmentations, 200 test puzzles", _sudoku(1000, 200, 8, 1.0),
@@ -428,7 +434,10 @@ def test_time_depth(config, workdir: str, max_batches: int, multipliers=DEPTH_MU
 
     from evals import puzzles  # noqa: PLC0415
 
-    base = int(config.model.trm.halt_max_steps if config.model.family == "trm" else config.model.halt_max_steps)
+    node = config
+    for part in HALT_MAX_STEPS_FIELD[config.model.family].split("."):
+        node = node[part]
+    base = int(node)
     knob = next((k for k in SEGMENT_KNOBS if k in inspect.signature(puzzles.evaluate_puzzles).parameters), None)
     rows = []
     for m in multipliers:
