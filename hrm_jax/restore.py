@@ -43,10 +43,34 @@ class Restored(NamedTuple):
 RECIPE_NODES = ("recipe", "pretrain")
 
 
+def migrate_flat_model(stored: dict) -> dict:
+    """A stored config of the flat `model.*` layout (checkpoints written before `model.hrm` / `model.hrm_text`)
+    in today's layout, the same model: HRM's fields move to `model.hrm` (the transformer's shared ones are
+    copied to `model.transformer`), `hrm_text_preset` / `hrm_text_init` / `remat` to `model.hrm_text`, and a
+    loss the family ignored (HRM-Text, the causal transformer) becomes "". Other configs are returned as is."""
+    model = stored.get("model")
+    if not isinstance(model, dict) or "hrm_text_preset" not in model:
+        return stored
+    model = dict(model)
+    hrm = {k: model.pop(k) for k in config_lib.FLAT_HRM_FIELDS if k in model}
+    hrm_text = dict(model.pop("hrm_text", None) or {})
+    hrm_text.update({new: model.pop(old) for old, new in config_lib.FLAT_HRM_TEXT_FIELDS.items() if old in model})
+    transformer = dict(model.pop("transformer", None) or {})
+    transformer.update({k: hrm[k] for k in config_lib.FLAT_TRANSFORMER_FIELDS if k in hrm})
+    code = (stored.get("data") or {}).get("kind") in config_lib.CODE_DATA_KINDS
+    if model.get("family") == "hrm_text" or (model.get("family") == "transformer" and code):
+        model["loss_type"] = ""
+    model.update(hrm=hrm, hrm_text=hrm_text, transformer=transformer)
+    logging.info("the checkpoint's config has the flat model.* layout: read as model.hrm / model.hrm_text")
+    return dict(stored, model=model)
+
+
 def config_from_dict(stored: dict, base: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
-    """A checkpoint's stored config (JSON) as a ConfigDict of this code's schema; a key this schema lacks is an
-    error naming it (the checkpoint predates or postdates a config change)."""
+    """A checkpoint's stored config (JSON) as a ConfigDict of this code's schema (a flat-layout one migrated,
+    `migrate_flat_model`); a key this schema lacks is an error naming it (the checkpoint predates or postdates a
+    config change)."""
     config = base if base is not None else config_lib.base_config()
+    stored = migrate_flat_model(stored)
 
     def fill(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
         for key, value in values.items():

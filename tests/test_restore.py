@@ -36,7 +36,7 @@ def test_the_checkpoints_model_with_its_ema_weights_on_the_target_mesh(synthetic
     workdir, config, trainer, state = synthetic_run
     restored = restore.load_for_inference(str(workdir))  # no config: everything from the checkpoint
     assert restored.family == trainer.family and restored.step == 3 and restored.tokenizer is None
-    assert restored.config.optim.ema_decay == 0.5 and restored.config.model.hidden_size == config.model.hidden_size
+    assert restored.config.optim.ema_decay == 0.5 and restored.config.model.hrm.hidden_size == config.model.hrm.hidden_size
     want = jax.tree.leaves(nnx.state(trainer.model(state), nnx.Param))
     got = jax.tree.leaves(nnx.state(restored.model, nnx.Param))
     for a, b in zip(got, want, strict=True):
