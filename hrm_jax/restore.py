@@ -155,16 +155,23 @@ def load_for_inference(path: str, config: ml_collections.ConfigDict | None = Non
         manager.close()
 
 
+def _model_fingerprint(fingerprint: dict) -> dict:
+    """What must match between a checkpoint and the model its stored config rebuilds: the family and its model
+    config, less the runtime fields the caller may change (the attention implementation)."""
+    model = {k: v for k, v in (fingerprint.get("model") or {}).items() if k not in RUNTIME_MODEL_FIELDS}
+    return {"model_family": fingerprint.get("model_family"), "model": model}
+
+
 def _from_checkpoint(manager, step: int, workdir: str, caller, mesh) -> Restored:
     meta = manager.read_meta(step)
-    if "config" not in meta or "data" not in meta:
-        raise ckpt_lib.DamagedCheckpointError(step, os.path.join(manager.step_dir(step), "meta", "metadata"),
-                                              "no stored config / data spec")
+    if "config" not in meta or "data" not in meta:  # readable, but written before checkpoints stored them
+        raise ckpt_lib.IncompatibleCheckpointError(
+            f"checkpoint {manager.step_dir(step)} stores no config / data spec (written by an older version): "
+            "its model cannot be rebuilt for inference")
     config = _with_runtime(config_from_dict(meta["config"]), caller)
     family = families.build_family(config, meta["data"])
     rebuilt = ckpt_lib.run_fingerprint(config, family, meta["data"])
-    diffs = ckpt_lib.diff({k: meta.get(k) for k in ("model_family", "model")},
-                          {k: rebuilt[k] for k in ("model_family", "model")})
+    diffs = ckpt_lib.diff(_model_fingerprint(meta), _model_fingerprint(rebuilt))
     if diffs:
         raise ckpt_lib.IncompatibleCheckpointError(
             f"checkpoint {manager.step_dir(step)}: its stored config no longer builds the model it holds:\n  "
