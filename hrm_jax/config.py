@@ -411,7 +411,8 @@ def transformer_reference(config: ml_collections.ConfigDict, data_meta: dict) ->
 
 def transformer_config(config: ml_collections.ConfigDict, data_meta: dict) -> tuple[TransformerConfig, SizeReference]:
     """The baseline's config and its reference: `model.transformer` (width 0 = the reference's), the shared
-    dtype / attention fields, the data's vocabulary / length / ids, and the layer count sized to the reference unless set."""
+    dtype / attention fields, the data's vocabulary / length / ids, and the layer count sized to the reference
+    unless set."""
     t, m = config.model.transformer, config.model
     ref = transformer_reference(config, data_meta)
     causal = config.data.kind in CODE_DATA_KINDS
