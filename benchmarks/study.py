@@ -42,7 +42,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 STATE_FILE = "study.json"
 
-# ----- the one table of model-field overrides (config layout: flat model.* for HRM, model.trm.*, model.transformer.*)
+# ----- the one table of model-field overrides (config layout: one node per family, model.hrm.*, model.trm.*, ...)
 # Families not listed take their config variant's model as it is.
 MODEL_OVERRIDES: dict[str, dict] = {
     "hrm": {},  # configs/sudoku.py:tiny's HRM: hidden 64, 2 heads, 1 H + 1 L layer, 2 x 2 cycles, 4 ACT segments
@@ -52,8 +52,9 @@ MODEL_OVERRIDES: dict[str, dict] = {
     "tf_flops": {"model.family": "transformer", "model.transformer.size_by": "flops"},
     # code (configs/mbpp.py:cpu, a causal LM of each family at ~1M parameters)
     "code_hrm_text": {},  # mbpp.py:cpu's HRM-Text: hidden 128, 1 block per stack, 2 x 2 cycles
-    "code_hrm": {"model.family": "hrm", "model.causal": True, "model.puzzle_emb_ndim": 0, "model.hidden_size": 128,
-                 "model.num_heads": 2, "model.H_layers": 1, "model.L_layers": 1, "model.halt_max_steps": 1},
+    "code_hrm": {"model.family": "hrm", "model.hrm.causal": True, "model.hrm.puzzle_emb_ndim": 0,
+                 "model.hrm.hidden_size": 128, "model.hrm.num_heads": 2, "model.hrm.H_layers": 1,
+                 "model.hrm.L_layers": 1, "model.hrm.halt_max_steps": 1},
     "code_trm": {"model.family": "trm", "model.trm.causal": True, "model.trm.puzzle_emb_ndim": 0,
                  "model.trm.hidden_size": 128, "model.trm.num_heads": 2, "model.trm.L_layers": 1,
                  "model.trm.H_cycles": 2, "model.trm.L_cycles": 2, "model.trm.halt_max_steps": 1},
@@ -61,7 +62,7 @@ MODEL_OVERRIDES: dict[str, dict] = {
 }
 
 # The field each ACT family's training segment count is read from (the test-time-depth sweep's 1x).
-HALT_MAX_STEPS_FIELD = {"hrm": "model.halt_max_steps", "trm": "model.trm.halt_max_steps"}
+HALT_MAX_STEPS_FIELD = {"hrm": "model.hrm.halt_max_steps", "trm": "model.trm.halt_max_steps"}
 
 # family -> the config file and variant it starts from (puzzle tasks; data fields come from the task)
 PUZZLE_FAMILY_CONFIG = {

@@ -26,12 +26,14 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def run(config, workdir: str) -> None:
+def run(config, workdir: str, overrides=()) -> None:
+    """Run `config.mode`; `overrides` are the dotted field names set on the command line (validate refuses
+    those of a family node the chosen family ignores)."""
     import jax  # noqa: PLC0415 (after absl parsed flags; distributed init must precede any other jax call)
 
     from hrm_jax import config as config_lib, distributed  # noqa: PLC0415
 
-    config_lib.validate(config)
+    config_lib.validate(config, overrides)
     distributed.maybe_initialize(config.distributed)
     if config.train.compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", os.path.expanduser(config.train.compilation_cache_dir))
@@ -73,7 +75,7 @@ def main(argv):
     from hrm_jax.preemption import Preempted  # noqa: PLC0415
 
     try:
-        run(_CONFIG.value, _WORKDIR.value)
+        run(_CONFIG.value, _WORKDIR.value, tuple(config_flags.get_override_values(flags.FLAGS["config"])))
     except Preempted as e:
         runtime.exit_stopped(str(e))
     except KeyboardInterrupt:
