@@ -195,6 +195,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.puzzle_emb_weight_decay = 0.1
     c.optim.grad_clip_norm = 0.0  # 0 = off (the original does not clip)
     c.optim.ema_decay = 0.0  # parameter EMA (TRM: 0.999; HRM-Text authors: 0.9999); 0 = off. Eval/export use it.
+    c.optim.grad_accum_steps = 1  # micro-batches per train step (gradients summed; 1 = one pass over the batch)
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 1000
@@ -310,6 +311,10 @@ def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
              f"{config.model.hrm_text.init!r} is not 'authors' or 'transformers'")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
     _require(config.train.steps > 0, "train.steps", "must be positive")
+    accum = config.optim.grad_accum_steps
+    _require(accum >= 1, "optim.grad_accum_steps", f"{accum} must be >= 1")
+    _require(config.data.global_batch_size % accum == 0, "optim.grad_accum_steps",
+             f"data.global_batch_size {config.data.global_batch_size} is not divisible by {accum} micro-batches")
     _require(0.0 <= config.optim.ema_decay < 1.0, "optim.ema_decay", "must be in [0, 1)")
     _require(config.train.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
     _require(config.train.keep_latest >= 1, "train.keep_latest", "must be >= 1")

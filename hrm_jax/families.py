@@ -44,7 +44,8 @@ class Family(Protocol):
     def build(self, rngs: nnx.Rngs) -> nnx.Module: ...
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]: ...
     def initial_carry(self, model, model_batch: dict[str, jax.Array]) -> Any: ...
-    def train_loss(self, model, carry, batch, rng) -> tuple[jax.Array, Any, dict[str, jax.Array]]: ...
+    def train_loss(self, model, carry, batch, rng, draws=None) -> tuple[jax.Array, Any, dict[str, jax.Array]]: ...
+    def train_draws(self, rng, batch_size: int) -> Any: ...
     def puzzle_ids(self, carry) -> jax.Array | None: ...
     def eval_metrics(self, model, batch) -> dict[str, jax.Array]: ...
     def num_params(self) -> int: ...
@@ -110,15 +111,21 @@ class HRMFamily:
             return self.model_config.num_generation_segments
         return None
 
-    def train_segment(self, model: HRM, carry, data, rng):
-        """One training ACT segment over model-batch `data` -> (new carry, outputs)."""
-        draws = act.exploration_draws(rng, data["inputs"].shape[0], self.model_config.halt_max_steps)
+    def train_draws(self, rng, batch_size: int) -> act.ExplorationDraws:
+        """The per-row randomness of one train step (gradient accumulation splits it like the rows)."""
+        return act.exploration_draws(rng, batch_size, self.model_config.halt_max_steps)
+
+    def train_segment(self, model: HRM, carry, data, rng, draws=None):
+        """One training ACT segment over model-batch `data` -> (new carry, outputs); `draws` (rows of
+        `train_draws`) else drawn from `rng` for these rows."""
+        if draws is None:
+            draws = self.train_draws(rng, data["inputs"].shape[0])
         return act.act_step(model, carry, data, training=True, draws=draws, fixed_segments=self.fixed_train_segments)
 
-    def train_loss(self, model: HRM, carry, batch, rng) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
+    def train_loss(self, model: HRM, carry, batch, rng, draws=None) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
         """(sum of the per-example losses, new carry, metric sums), as the original's ACTLossHead."""
         data = self.model_batch(batch)
-        carry, outputs = self.train_segment(model, carry, data, rng)
+        carry, outputs = self.train_segment(model, carry, data, rng, draws)
         total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.loss_type)
         return total, carry, m
 
@@ -220,8 +227,11 @@ class HrmTextFamily:
     def initial_carry(self, model, model_batch):
         return {}
 
-    def train_loss(self, model: HrmText, carry, batch, rng):
-        del rng
+    def train_draws(self, rng, batch_size: int) -> None:
+        return None
+
+    def train_loss(self, model: HrmText, carry, batch, rng, draws=None):
+        del rng, draws
         total, m = causal_lm_train_loss(model, batch, chunked=self.chunked_loss)
         return total, carry, m
 
@@ -274,11 +284,15 @@ class TransformerFamily:
     def initial_carry(self, model: Transformer, model_batch: dict[str, jax.Array]):
         return {} if self.code else act.initial_carry(model, model_batch)
 
-    def train_loss(self, model: Transformer, carry, batch, rng):
+    def train_draws(self, rng, batch_size: int) -> act.ExplorationDraws | None:
+        return None if self.code else act.exploration_draws(rng, batch_size, self.model_config.halt_max_steps)
+
+    def train_loss(self, model: Transformer, carry, batch, rng, draws=None):
         if self.code:
             total, m = causal_lm_train_loss(model, batch)
             return total, carry, m
-        draws = act.exploration_draws(rng, batch["inputs"].shape[0], self.model_config.halt_max_steps)
+        if draws is None:
+            draws = self.train_draws(rng, batch["inputs"].shape[0])
         carry, outputs = act.act_step(model, carry, batch, training=True, draws=draws)
         total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.loss_type)
         return total, carry, m

@@ -70,8 +70,8 @@ class GrpoFamily:
     def batch_keys(self) -> tuple[str, ...]:
         return tuple(self.base.batch_keys) + GRPO_KEYS
 
-    def train_loss(self, model, carry, batch, rng):
-        del rng
+    def train_loss(self, model, carry, batch, rng, draws=None):
+        del rng, draws
         logp, valid = token_logprobs(model, batch)
         ratio = jnp.exp(logp - batch["old_logprobs"])
         adv = batch["advantages"]
@@ -242,6 +242,9 @@ def build(config: ml_collections.ConfigDict, workdir: str, records=None, reward_
     spec = data_lib.DataSpec(vocab_size=tokenizer.vocab_size, seq_len=config.data.seq_len,
                              pad_token_id=tokenizer.pad_id, bos_token_id=tokenizer.bos_id,
                              eos_token_id=tokenizer.eos_id, tokenizer_fingerprint=tokenizer.fingerprint())
+    if config.optim.grad_accum_steps != 1:  # its metrics are means, which micro-batch sums would scale
+        raise ValueError(f"config.optim.grad_accum_steps={config.optim.grad_accum_steps}: the SRL trainer "
+                         "needs 1 (its kl / pg_loss / clip_fraction metrics are per-batch means)")
     family = GrpoFamily(families.build_family(config, spec.as_dict()), s.clip_eps, s.kl_coef)
     trainer = train_lib.Trainer(config, family, spec.seq_len, parallel.make_mesh(config.mesh.shape))
     loop = SrlLoop(config, trainer, tokenizer, records, lambda r: edit_prompts.prompt_ids(r, tokenizer), reward_fn)

@@ -122,13 +122,18 @@ class Trainer:
     def _train_step_body(self, state: TrainState, batch):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
-        def loss_fn(params, table):
+        def loss_fn(params, table, carry, batch, draws):
             model = nnx.merge(self.graphdef, params, table, state.buffers)
-            total, carry, m = self.family.train_loss(model, state.carry, batch, rng)
+            total, carry, m = self.family.train_loss(model, carry, batch, rng, draws=draws)
             return total / self.global_batch, (carry, m)
 
-        (loss, (carry, m)), (g_params, g_table) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
-            state.params, state.puzzle_emb)
+        grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)
+        accum = self.config.optim.grad_accum_steps
+        if accum == 1:
+            (loss, (carry, m)), (g_params, g_table) = grad_fn(state.params, state.puzzle_emb, state.carry, batch,
+                                                              None)
+        else:
+            loss, carry, m, g_params, g_table = self._accumulated_grads(grad_fn, state, batch, rng, accum)
         updates, opt_state = self.tx.update(g_params, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         table, puzzle_opt_state = state.puzzle_emb, state.puzzle_opt_state
@@ -143,6 +148,42 @@ class Trainer:
             ema = optim.ema_update(ema, params, self.config.optim.ema_decay)
         return state.replace(step=state.step + 1, params=params, puzzle_emb=table, opt_state=opt_state,
                              puzzle_opt_state=puzzle_opt_state, carry=carry, ema_params=ema), m
+
+    def _accumulated_grads(self, grad_fn, state: TrainState, batch, rng, accum: int):
+        """The large batch's loss, metric sums, carry and gradients, from `accum` micro-batches run in a
+        `lax.scan` (activations of one micro-batch live at a time). Every row sees the randomness it would in
+        the large batch (`family.train_draws` over the global batch, split like the rows)."""
+        draws = self.family.train_draws(rng, self.global_batch)
+        xs = split_micro((state.carry, batch, draws), accum)
+
+        def body(acc, x):
+            carry, micro, micro_draws = x
+            (loss, (carry, m)), grads = grad_fn(state.params, state.puzzle_emb, carry, micro, micro_draws)
+            return jax.tree.map(jnp.add, acc, (loss, m, grads)), carry
+
+        def sums_of_one(x):  # (loss, metric sums, grads) of one micro-batch: the accumulators' shapes
+            (loss, (_, m)), grads = grad_fn(state.params, state.puzzle_emb, *x)
+            return loss, m, grads
+
+        shapes = jax.eval_shape(sums_of_one, jax.tree.map(lambda v: v[0], xs))
+        zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+        (loss, m, (g_params, g_table)), carries = jax.lax.scan(body, zeros, xs)
+        return loss, join_micro(carries), m, g_params, g_table
+
+
+def split_micro(tree, accum: int):
+    """[B, ...] leaves -> [accum, B / accum, ...]: micro-batch i holds rows i, i + accum, ... (strided, so a
+    batch-sharded array gives every device a share of every micro-batch)."""
+    def split(x):
+        return jnp.moveaxis(x.reshape((x.shape[0] // accum, accum) + x.shape[1:]), 1, 0)
+    return jax.tree.map(split, tree)
+
+
+def join_micro(tree):
+    """The inverse of `split_micro`."""
+    def join(x):
+        return jnp.moveaxis(x, 0, 1).reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+    return jax.tree.map(join, tree)
 
 
 def put_batch(trainer: Trainer, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
