@@ -207,6 +207,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.keep_every = 0  # also keep every K-th step's checkpoint forever (0 = none)
     c.train.async_checkpoint = True
     c.train.compilation_cache_dir = ""
+    c.train.profile_start = 2  # the first step of the profiler window (after compilation)
+    c.train.profile_steps = 0  # steps traced by the JAX profiler into <workdir>/profile; 0 = no trace
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.shape = (-1, 1, 1)  # (data, fsdp, tensor); one -1 is filled from the device count
@@ -311,6 +313,8 @@ def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
              f"{config.model.hrm_text.init!r} is not 'authors' or 'transformers'")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
     _require(config.train.steps > 0, "train.steps", "must be positive")
+    _require(config.train.profile_steps >= 0 and config.train.profile_start >= 1, "train.profile_steps",
+             "profile_steps must be >= 0 and profile_start >= 1")
     accum = config.optim.grad_accum_steps
     _require(accum >= 1, "optim.grad_accum_steps", f"{accum} must be >= 1")
     _require(config.data.global_batch_size % accum == 0, "optim.grad_accum_steps",

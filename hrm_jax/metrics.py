@@ -58,8 +58,13 @@ class PerfMeter:
     """steps/s, tokens/s, ETA and MFU over the interval since the last report, for the metrics files (the
     console's progress line is `hrm_jax.progress.Progress`)."""
 
-    def __init__(self, start_step: int, tokens_per_step: int, flops_per_step: float, total_steps: int | None = None):
+    def __init__(self, start_step: int, tokens_per_step: int, flops_per_step: float, total_steps: int | None = None,
+                 xla_flops_per_step: float | None = None):
+        """`flops_per_step`: the family's formula; `xla_flops_per_step`: XLA's cost analysis of the compiled step
+        (all devices). `perf/mfu` uses XLA's count when there is one (else the formula), `perf/mfu_formula` the
+        formula's."""
         self.total, self.tokens_per_step, self.flops_per_step = total_steps, tokens_per_step, flops_per_step
+        self.xla_flops_per_step = xla_flops_per_step
         self.peak = peak_flops_per_device()
         self.last_step, self.last_time = start_step, time.perf_counter()
 
@@ -73,7 +78,9 @@ class PerfMeter:
         if self.total is not None:
             out["perf/eta_s"] = (self.total - step) / rate
         if self.peak:
-            out["perf/mfu"] = rate * self.flops_per_step / (self.peak * jax.device_count())
+            peak = self.peak * jax.device_count()
+            out["perf/mfu_formula"] = rate * self.flops_per_step / peak
+            out["perf/mfu"] = rate * (self.xla_flops_per_step or self.flops_per_step) / peak
         return out
 
 

@@ -93,6 +93,19 @@ def check_fits(memory: StepMemory, limit: int | None, source: str) -> str:
     return line
 
 
+def compiled_flops(compiled) -> float | None:
+    """FLOPs of one call of a compiled function per device, from XLA's cost analysis (None where the backend
+    gives none). XLA counts a loop body once, not once per trip."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # noqa: BLE001 (backends without a cost model)
+        return None
+    if isinstance(analysis, (list, tuple)):  # older jax: one dict per computation
+        analysis = analysis[0] if analysis else None
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops and flops > 0 else None
+
+
 def compile_step(trainer, state, batch, *, stop_requested=lambda: False, poll_s: float = 0.25):
     """The trainer's train step compiled for (state, batch), its memory checked against the device's.
 

@@ -277,15 +277,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                         f"SIGTERM: {e}; nothing new to checkpoint ("
                         f"{'latest checkpoint: step %d' % latest if latest is not None else 'no step trained yet'}"
                         "); rerun the same command to resume") from None
-            perf = metrics_lib.PerfMeter(start, tokens_per_step, trainer.family.flops_per_token() * tokens_per_step,
-                                         total)
+            formula_flops = trainer.family.flops_per_token() * tokens_per_step
+            xla_flops = None
+            if step_fn is not trainer.train_step:  # compiled: XLA's count per device, times the devices
+                per_device = step_memory.compiled_flops(step_fn)
+                xla_flops = per_device * jax.device_count() if per_device else None
+                if is_chief:
+                    say(f"train step FLOPs: {xla_flops or 0:.3e} (XLA cost analysis, used for perf/mfu), "
+                        f"{formula_flops:.3e} (formula, perf/mfu_formula)"
+                        + (f"; ratio {xla_flops / formula_flops:.2f}" if xla_flops and formula_flops else ""))
+            perf = metrics_lib.PerfMeter(start, tokens_per_step, formula_flops, total, xla_flops_per_step=xla_flops)
+            profiler = Profiler(workdir, config.train.profile_start, config.train.profile_steps, enabled=is_chief)
             progress = Progress("step", total, done=start, interval_s=30.0, rate_scale=tokens_per_step,
                                 rate_unit="tokens/s")
             for step in range(start + 1, total + 1):
                 batch = first if first is not None else put_batch(trainer, next(train_iter))
                 first = None
+                profiler.before(step)
                 with jax.set_mesh(trainer.mesh):
                     state, m = step_fn(state, batch)
+                profiler.after(step, m)
                 if pending is not None:
                     flush(pending)
                 pending = (step, m)
@@ -301,6 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     save(step)
                 if config.train.eval_every and step % config.train.eval_every == 0 and step != total:
                     writer.write_scalars(step, _run_eval(config, trainer, state, workdir))
+            profiler.close()
             if pending is not None:
                 flush(pending)
             if start < total:
@@ -310,6 +322,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             manager.close()
             writer.close()
         return state
+
+
+class Profiler:
+    """A JAX profiler trace of train steps [start, start + steps) into <workdir>/profile (TensorBoard / Perfetto
+    read it); steps = 0: nothing."""
+
+    def __init__(self, workdir: str, start: int, steps: int, enabled: bool = True):
+        self.directory = f"{workdir}/profile"
+        self.start, self.stop, self.enabled, self.active = start, start + steps, enabled and steps > 0, False
+
+    def before(self, step: int) -> None:
+        if self.enabled and not self.active and self.start <= step < self.stop:
+            jax.profiler.start_trace(self.directory)
+            self.active = True
+
+    def after(self, step: int, outputs) -> None:
+        if self.active and step + 1 >= self.stop:
+            jax.block_until_ready(outputs)
+            self.close()
+
+    def close(self) -> None:
+        if self.active:
+            jax.profiler.stop_trace()
+            self.active = False
+            say(f"profiler trace of steps {self.start}..{self.stop - 1} -> {self.directory}")
 
 
 def _run_eval(config, trainer, state, workdir) -> dict[str, float]:
