@@ -152,17 +152,27 @@ class HRMFamily:
         return hrm_train_flops(mc, 1) / mc.total_len
 
 
+def prompt_token_types(batch) -> jax.Array:
+    """HRM-Text `token_type_ids` [B, S] of packed code rows: 1 on each segment's prompt (its tokens that are no
+    target, loss_mask 0: an MBPP prompt), 0 on targets and padding. A corpus document (every token a target) has
+    no prompt; the attention mask's segment term keeps every prompt block within its own segment."""
+    return ((batch["loss_mask"] == 0) & (batch["segment_ids"] > 0)).astype(jnp.int32)
+
+
 def _causal_token_losses(model, batch, chunked: bool = True):
     """(per-token loss [B, S], argmax == label [B, S], labels [B, S]) of a causal LM on packed code rows.
     `chunked` (and a model with `segment_hidden_states`): cross-entropy over sequence chunks
     (`losses.chunked_softmax_cross_entropy`), never the whole [B, S, V] logits; else the full-logits form (kept
     for benchmarks/train_memory.py's before/after comparison). Same values."""
     labels = losses.causal_lm_labels(batch["targets"], batch["loss_mask"], batch["segment_ids"])
+    rows = (batch["inputs"], batch["segment_ids"], batch["positions"])
+    if getattr(getattr(model, "config", None), "prefix_lm", False):  # HRM-Text's prefix-LM: prompts bidirectional
+        rows += (prompt_token_types(batch),)
     if chunked and hasattr(model, "segment_hidden_states"):
-        hidden = model.segment_hidden_states(batch["inputs"], batch["segment_ids"], batch["positions"])
+        hidden = model.segment_hidden_states(*rows)
         per_token, correct = losses.chunked_softmax_cross_entropy(hidden, model.logits, labels)
         return per_token, correct, labels
-    logits = model.segment_logits(batch["inputs"], batch["segment_ids"], batch["positions"])
+    logits = model.segment_logits(*rows)
     valid = labels != losses.IGNORE_LABEL_ID
     return losses.softmax_cross_entropy(logits, labels), valid & (jnp.argmax(logits, -1) == labels), labels
 

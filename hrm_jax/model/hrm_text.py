@@ -317,17 +317,24 @@ class HrmText(nnx.Module):
         return layers.shard_activation(logits, layers.ACT_BSV)
 
     def segment_hidden_states(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array,
-                              positions_BS: jax.Array) -> jax.Array:
+                              positions_BS: jax.Array, token_type_ids_BS: jax.Array | None = None) -> jax.Array:
         """Final z_H [B, S, D] for packed training rows: causal attention within each segment (segment id 0 =
-        padding, never attended), RoPE positions restarting per segment (`positions_BS`)."""
+        padding, never attended), RoPE positions restarting per segment (`positions_BS`). With `prefix_lm`,
+        `token_type_ids_BS` == 1 tokens of one segment (its prompt) attend each other both ways: each packed
+        segment's prompt is its own bidirectional block, as the segment alone would see it."""
+        use_prefix = self.config.prefix_lm and token_type_ids_BS is not None
         index_1S = jnp.arange(input_ids_BS.shape[1], dtype=jnp.int32)[None]
         mask = layers.attention_mask(causal=True, q_index=index_1S, kv_index=index_1S,
-                                     q_segment_ids=segment_ids_BS, kv_segment_ids=segment_ids_BS)
+                                     q_segment_ids=segment_ids_BS, kv_segment_ids=segment_ids_BS,
+                                     q_prefix=token_type_ids_BS if use_prefix else None,
+                                     kv_prefix=token_type_ids_BS if use_prefix else None)
         return self.hidden_states(input_ids_BS, positions_BS, mask)
 
-    def segment_logits(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array, positions_BS: jax.Array) -> jax.Array:
+    def segment_logits(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array, positions_BS: jax.Array,
+                       token_type_ids_BS: jax.Array | None = None) -> jax.Array:
         """Logits [B, S, V] of `segment_hidden_states` (training computes its loss chunked instead)."""
-        return self.logits(self.segment_hidden_states(input_ids_BS, segment_ids_BS, positions_BS))
+        return self.logits(self.segment_hidden_states(input_ids_BS, segment_ids_BS, positions_BS,
+                                                      token_type_ids_BS))
 
     def __call__(self, input_ids_BS: jax.Array | None = None, token_type_ids_BS: jax.Array | None = None,
                  attention_mask_BS: jax.Array | None = None, position_ids_BS: jax.Array | None = None, *,
