@@ -103,6 +103,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.hrm_text = ml_collections.ConfigDict()
     c.model.hrm_text.preset = "code-30m"
     c.model.hrm_text.init = "authors"  # "authors" (truncated LeCun, HRM_TEXT_TRAINING 3.5) or "transformers"
+    # The authors' backprop-depth warm-up (HRM_TEXT_TRAINING 3.4): gradient through bp_min_steps module calls
+    # at first, one more per (ratio / (max - min)) of train.steps, up to the routing's; 0 = off (authors: 0.2).
+    c.model.hrm_text.bp_warmup_ratio = 0.0
+    c.model.hrm_text.bp_min_steps = 2
     c.model.hrm_text.remat = False  # recompute each block in the backward pass (less memory, ~1 more forward)
     for key, kind in HRM_TEXT_OVERRIDES:
         c.model.hrm_text[key] = ml_collections.FieldReference(None, field_type=kind)
@@ -311,6 +315,9 @@ def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
     _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")
     _require(config.model.hrm_text.init in ("authors", "transformers"), "model.hrm_text.init",
              f"{config.model.hrm_text.init!r} is not 'authors' or 'transformers'")
+    _require(0.0 <= config.model.hrm_text.bp_warmup_ratio <= 1.0, "model.hrm_text.bp_warmup_ratio",
+             "must be in [0, 1]")
+    _require(config.model.hrm_text.bp_min_steps >= 1, "model.hrm_text.bp_min_steps", "must be >= 1")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
     _require(config.train.steps > 0, "train.steps", "must be positive")
     _require(config.train.profile_steps >= 0 and config.train.profile_start >= 1, "train.profile_steps",

@@ -28,7 +28,7 @@ from absl import logging
 from hrm_jax import config as config_lib, losses, sizing
 from hrm_jax.model import act
 from hrm_jax.model.hrm import HRM, HRMConfig
-from hrm_jax.model.hrm_text import HrmText, HrmTextConfig, num_params as hrm_text_num_params
+from hrm_jax.model.hrm_text import HrmText, HrmTextConfig, bp_warmup_depth, num_params as hrm_text_num_params
 from hrm_jax.model import trm
 from hrm_jax.model.transformer import Transformer, TransformerConfig, num_params as transformer_num_params
 
@@ -44,7 +44,7 @@ class Family(Protocol):
     def build(self, rngs: nnx.Rngs) -> nnx.Module: ...
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]: ...
     def initial_carry(self, model, model_batch: dict[str, jax.Array]) -> Any: ...
-    def train_loss(self, model, carry, batch, rng, draws=None) -> tuple[jax.Array, Any, dict[str, jax.Array]]: ...
+    def train_loss(self, model, carry, batch, rng, draws=None, step=None) -> tuple[jax.Array, Any, dict]: ...
     def train_draws(self, rng, batch_size: int) -> Any: ...
     def puzzle_ids(self, carry) -> jax.Array | None: ...
     def eval_metrics(self, model, batch) -> dict[str, jax.Array]: ...
@@ -122,8 +122,9 @@ class HRMFamily:
             draws = self.train_draws(rng, data["inputs"].shape[0])
         return act.act_step(model, carry, data, training=True, draws=draws, fixed_segments=self.fixed_train_segments)
 
-    def train_loss(self, model: HRM, carry, batch, rng, draws=None) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
+    def train_loss(self, model: HRM, carry, batch, rng, draws=None, step=None) -> tuple[jax.Array, Any, dict]:
         """(sum of the per-example losses, new carry, metric sums), as the original's ACTLossHead."""
+        del step
         data = self.model_batch(batch)
         carry, outputs = self.train_segment(model, carry, data, rng, draws)
         total, m = losses.act_loss(outputs, carry.current_data["labels"], carry.halted, carry.steps, self.loss_type)
@@ -159,7 +160,7 @@ def prompt_token_types(batch) -> jax.Array:
     return ((batch["loss_mask"] == 0) & (batch["segment_ids"] > 0)).astype(jnp.int32)
 
 
-def _causal_token_losses(model, batch, chunked: bool = True):
+def _causal_token_losses(model, batch, chunked: bool = True, bp_depth=None):
     """(per-token loss [B, S], argmax == label [B, S], labels [B, S]) of a causal LM on packed code rows.
     `chunked` (and a model with `segment_hidden_states`): cross-entropy over sequence chunks
     (`losses.chunked_softmax_cross_entropy`), never the whole [B, S, V] logits; else the full-logits form (kept
@@ -168,20 +169,21 @@ def _causal_token_losses(model, batch, chunked: bool = True):
     rows = (batch["inputs"], batch["segment_ids"], batch["positions"])
     if getattr(getattr(model, "config", None), "prefix_lm", False):  # HRM-Text's prefix-LM: prompts bidirectional
         rows += (prompt_token_types(batch),)
+    depth = {} if bp_depth is None else {"bp_depth": bp_depth}  # HRM-Text's backprop-depth warm-up
     if chunked and hasattr(model, "segment_hidden_states"):
-        hidden = model.segment_hidden_states(*rows)
+        hidden = model.segment_hidden_states(*rows, **depth)
         per_token, correct = losses.chunked_softmax_cross_entropy(hidden, model.logits, labels)
         return per_token, correct, labels
-    logits = model.segment_logits(*rows)
+    logits = model.segment_logits(*rows, **depth)
     valid = labels != losses.IGNORE_LABEL_ID
     return losses.softmax_cross_entropy(logits, labels), valid & (jnp.argmax(logits, -1) == labels), labels
 
 
-def causal_lm_train_loss(model, batch, chunked: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
+def causal_lm_train_loss(model, batch, chunked: bool = True, bp_depth=None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Next-token loss of a causal LM on packed code rows, per-example sums like the HRM family: each row's mean
     token loss, summed over rows (rows without counted tokens add 0), so `total / global_batch` is a
     per-example mean."""
-    per_token, correct, labels = _causal_token_losses(model, batch, chunked)
+    per_token, correct, labels = _causal_token_losses(model, batch, chunked, bp_depth)
     counts = (labels != losses.IGNORE_LABEL_ID).sum(-1)
     total = (per_token.sum(-1) / jnp.maximum(counts, 1)).sum()
     return total, {"tokens": counts.sum(), "correct_tokens": correct.sum(), "lm_loss": total,
@@ -223,6 +225,11 @@ class HrmTextFamily:
     attention_impl: str | None = None
     remat: bool = False  # per-block rematerialization (config.model.hrm_text.remat)
     chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits
+    # The authors' backprop-depth warm-up (model.hrm_text.bp_warmup_ratio; 0 = off): gradient depth
+    # bp_min_steps .. max_bp_depth over the first ratio x total_steps steps (hrm_text.bp_warmup_depth).
+    bp_warmup_ratio: float = 0.0
+    bp_min_steps: int = 2
+    total_steps: int = 0
 
     name = "hrm_text"
     batch_keys = CODE_KEYS
@@ -240,9 +247,16 @@ class HrmTextFamily:
     def train_draws(self, rng, batch_size: int) -> None:
         return None
 
-    def train_loss(self, model: HrmText, carry, batch, rng, draws=None):
+    def bp_depth(self, step):
+        """The gradient depth at `step` (None = the static routing: warm-up off, or no step given)."""
+        if not self.bp_warmup_ratio or step is None:
+            return None
+        return bp_warmup_depth(step, self.total_steps, self.bp_warmup_ratio, self.bp_min_steps,
+                               self.model_config.max_bp_depth)
+
+    def train_loss(self, model: HrmText, carry, batch, rng, draws=None, step=None):
         del rng, draws
-        total, m = causal_lm_train_loss(model, batch, chunked=self.chunked_loss)
+        total, m = causal_lm_train_loss(model, batch, chunked=self.chunked_loss, bp_depth=self.bp_depth(step))
         return total, carry, m
 
     def puzzle_ids(self, carry):
@@ -297,7 +311,8 @@ class TransformerFamily:
     def train_draws(self, rng, batch_size: int) -> act.ExplorationDraws | None:
         return None if self.code else act.exploration_draws(rng, batch_size, self.model_config.halt_max_steps)
 
-    def train_loss(self, model: Transformer, carry, batch, rng, draws=None):
+    def train_loss(self, model: Transformer, carry, batch, rng, draws=None, step=None):
+        del step
         if self.code:
             total, m = causal_lm_train_loss(model, batch)
             return total, carry, m
@@ -350,4 +365,6 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
                          eval_adaptive=config.eval.adaptive)
     node = config.model.hrm_text
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
-                         init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat))
+                         init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat),
+                         bp_warmup_ratio=float(node.bp_warmup_ratio), bp_min_steps=int(node.bp_min_steps),
+                         total_steps=int(config.train.steps))

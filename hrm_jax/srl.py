@@ -70,8 +70,8 @@ class GrpoFamily:
     def batch_keys(self) -> tuple[str, ...]:
         return tuple(self.base.batch_keys) + GRPO_KEYS
 
-    def train_loss(self, model, carry, batch, rng, draws=None):
-        del rng, draws
+    def train_loss(self, model, carry, batch, rng, draws=None, step=None):
+        del rng, draws, step
         logp, valid = token_logprobs(model, batch)
         ratio = jnp.exp(logp - batch["old_logprobs"])
         adv = batch["advantages"]

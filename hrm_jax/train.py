@@ -124,7 +124,7 @@ class Trainer:
 
         def loss_fn(params, table, carry, batch, draws):
             model = nnx.merge(self.graphdef, params, table, state.buffers)
-            total, carry, m = self.family.train_loss(model, carry, batch, rng, draws=draws)
+            total, carry, m = self.family.train_loss(model, carry, batch, rng, draws=draws, step=state.step)
             return total / self.global_batch, (carry, m)
 
         grad_fn = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)

@@ -94,6 +94,12 @@ class HrmTextConfig:
         n_grad = padded[h] if h < len(padded) else 1
         return l >= self.L_cycles - n_grad
 
+    @property
+    def max_bp_depth(self) -> int:
+        """Module calls with gradient under the static routing: every H call plus the routed L calls (the
+        authors' `bp_max_steps`: 5 for the released [0, 3] at H=2, L=3)."""
+        return self.H_cycles + sum(min(k, self.L_cycles) for k in self.L_bp_cycles_padded[:self.H_cycles])
+
     def replace(self, **changes) -> "HrmTextConfig":
         return dataclasses.replace(self, **changes)
 
@@ -182,6 +188,14 @@ def num_params(config: HrmTextConfig, *, embeddings: bool = True) -> int:
     if embeddings:
         total += config.vocab_size * d * (1 if config.tie_word_embeddings else 2)
     return total
+
+
+def bp_warmup_depth(step: jax.Array, total_steps: int, ratio: float, bp_min: int, bp_max: int) -> jax.Array:
+    """The authors' backprop-depth staircase (HRM_TEXT_TRAINING 3.4): bp_min + floor((bp_max - bp_min) *
+    min(1, step / (ratio * total_steps))), e.g. 2, 3, 4 over successive thirds of the first 20 % of training,
+    then 5 (the static routing)."""
+    frac = jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / max(ratio * total_steps, 1e-9))
+    return bp_min + jnp.floor((bp_max - bp_min) * frac).astype(jnp.int32)
 
 
 def _code_preset(hidden: int, heads: int, lps: int) -> HrmTextConfig:
@@ -297,19 +311,37 @@ class HrmText(nnx.Module):
         # torch multiplies by the python float in fp32 and rounds once.
         return (x_BSD.astype(jnp.float32) * self.config.embedding_scale).astype(self.dtype)
 
-    def hidden_states(self, input_ids_BS: jax.Array, position_ids_BS: jax.Array, mask, kv_cache=None) -> jax.Array:
+    def hidden_states(self, input_ids_BS: jax.Array, position_ids_BS: jax.Array, mask, kv_cache=None,
+                      bp_depth: jax.Array | None = None) -> jax.Array:
         """The H/L recurrence -> final z_H [B, S, D]. `kv_cache`, if given, is called by every attention call in
-        transformers' slot order (slot (h*(L+1)+l)*lps + i) to extend its keys/values (see hrm_jax.generate)."""
+        transformers' slot order (slot (h*(L+1)+l)*lps + i) to extend its keys/values (see hrm_jax.generate).
+        `bp_depth` (a traced int, the backprop-depth warm-up `bp_warmup_depth`): besides the static routing,
+        only the last min(H, bp-1) H calls and the last bp - that L calls keep their gradient (the authors'
+        hrm_nocarry_bp_warmup); None = the static routing alone."""
         cfg = self.config
         z_H = self.embed(input_ids_BS)
         cos, sin = layers.rope_cos_sin(position_ids_BS, cfg.head_dim, cfg.rope_theta)
         z_L = jnp.broadcast_to(jax.lax.stop_gradient(self.z_L_init[...]).astype(self.dtype), z_H.shape)
         extra = {} if kv_cache is None else {"kv_cache": kv_cache}
+        h_bp = l_bp = None
+        if bp_depth is not None:
+            h_bp = jnp.minimum(cfg.H_cycles, bp_depth - 1)
+            l_bp = bp_depth - h_bp
+
+        def route(out, keeps: bool, calls_after: int, budget):
+            if not keeps:
+                return jax.lax.stop_gradient(out)
+            if bp_depth is None:
+                return out
+            return jnp.where(calls_after < budget, out, jax.lax.stop_gradient(out))
+
         for h in range(cfg.H_cycles):
             for l in range(cfg.L_cycles):
                 out = self.L_module(z_L + z_H, cos, sin, mask, **extra)
-                z_L = out if cfg.l_call_keeps_grad(h, l) else jax.lax.stop_gradient(out)
-            z_H = self.H_module(z_H + z_L, cos, sin, mask, **extra)
+                later_l = (cfg.H_cycles - h) * cfg.L_cycles - l - 1
+                z_L = route(out, cfg.l_call_keeps_grad(h, l), later_l, l_bp)
+            out = self.H_module(z_H + z_L, cos, sin, mask, **extra)
+            z_H = route(out, True, cfg.H_cycles - h - 1, h_bp)
         return z_H
 
     def logits(self, z_H_BSD: jax.Array) -> jax.Array:
@@ -317,7 +349,8 @@ class HrmText(nnx.Module):
         return layers.shard_activation(logits, layers.ACT_BSV)
 
     def segment_hidden_states(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array,
-                              positions_BS: jax.Array, token_type_ids_BS: jax.Array | None = None) -> jax.Array:
+                              positions_BS: jax.Array, token_type_ids_BS: jax.Array | None = None,
+                              bp_depth: jax.Array | None = None) -> jax.Array:
         """Final z_H [B, S, D] for packed training rows: causal attention within each segment (segment id 0 =
         padding, never attended), RoPE positions restarting per segment (`positions_BS`). With `prefix_lm`,
         `token_type_ids_BS` == 1 tokens of one segment (its prompt) attend each other both ways: each packed
@@ -328,7 +361,7 @@ class HrmText(nnx.Module):
                                      q_segment_ids=segment_ids_BS, kv_segment_ids=segment_ids_BS,
                                      q_prefix=token_type_ids_BS if use_prefix else None,
                                      kv_prefix=token_type_ids_BS if use_prefix else None)
-        return self.hidden_states(input_ids_BS, positions_BS, mask)
+        return self.hidden_states(input_ids_BS, positions_BS, mask, bp_depth=bp_depth)
 
     def segment_logits(self, input_ids_BS: jax.Array, segment_ids_BS: jax.Array, positions_BS: jax.Array,
                        token_type_ids_BS: jax.Array | None = None) -> jax.Array:
