@@ -38,7 +38,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hrm_jax import families, metrics, parallel, train  # noqa: E402
+from hrm_jax import families, metrics, parallel, step_memory, train  # noqa: E402
 from hrm_jax.data import DataSpec  # noqa: E402
 
 
@@ -133,6 +133,8 @@ def measure(args, family_spec: str | None) -> dict:
     step_s = float(np.median(times))
     tokens = config.data.global_batch_size * spec.seq_len
     flops = family.flops_per_token() * tokens
+    xla_per_device = step_memory.compiled_flops(compiled)  # XLA's cost analysis of the compiled step
+    xla_flops = xla_per_device * jax.device_count() if xla_per_device else None
     peak = metrics.peak_flops_per_device()
     stats = jax.devices()[0].memory_stats() or {}
     result = {
@@ -142,6 +144,8 @@ def measure(args, family_spec: str | None) -> dict:
         "dtype": config.model.forward_dtype, "compile_s": round(compile_s, 2), "step_s_median": step_s,
         "tokens_per_s": tokens / step_s, "tflops_per_step": flops / 1e12,
         "mfu": (flops / step_s / (peak * jax.device_count())) if peak else None,
+        "xla_tflops_per_step": xla_flops / 1e12 if xla_flops else None,
+        "mfu_xla": (xla_flops / step_s / (peak * jax.device_count())) if peak and xla_flops else None,
         "peak_device_memory_gib": stats.get("peak_bytes_in_use", 0) / 2**30 or None,
         "loss_finite": bool(jnp.isfinite(m["loss"])),
     }
