@@ -53,3 +53,21 @@ def test_gguf_cpu_reports_the_childs_own_peak_rss_and_its_documented_quants():
     assert 1 < child < 100 < parent  # a bare interpreter, not the parent's peak carried across exec
     assert gguf_cpu.DEFAULT_QUANTS == ("f32", "f16", "q8_0", "q4_0", *gguf_kquants.K_QUANTS)
     assert "f32, f16, q8_0, q4_0, and the\nK-quants" in gguf_cpu.__doc__ and "VmHWM" in gguf_cpu.__doc__
+
+
+def test_train_throughput_reports_xla_flops(tmp_path):
+    out = train_throughput.main(["--config=configs/synthetic.py:tiny", "--steps=1", "--warmup=0"])
+    assert 0.3 < out["xla_tflops_per_step"] / out["tflops_per_step"] < 3.0, out
+
+
+def test_scale_measures_a_shape_from_abstract_arrays_and_writes_its_section(tmp_path, monkeypatch):
+    import scale  # noqa: PLC0415
+
+    r = scale.measure("code-30m", remat=True, batch=1, seq_len=32)
+    assert r["remat"] == "on" and r["step_gib"] > 0 and r["xla_flops"] > 0 and r["compile_s"] > 0
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Other\n\nkept\n")
+    scale.write_section(scale.table([r]), results)
+    scale.write_section(scale.table([r, dict(r, remat="off")]), results)  # replaced, not appended
+    text = results.read_text()
+    assert text.count(scale.SECTION) == 1 and "kept" in text and "| code-30m | off |" in text
