@@ -1,12 +1,13 @@
 """Scale of the train step per model shape, from the compiled step alone (no array is materialised): compile
 time, XLA's memory analysis (`compiled.memory_analysis()`) and XLA's cost-analysis FLOPs (with the family's
-formula beside them), remat off vs on, side by side.
+formula beside them), remat off vs on and unrolled vs looped (`model.hrm_text.loop_cycles`), side by side.
 
-    python benchmarks/scale.py                                   # every shape, remat off and on
+    python benchmarks/scale.py                                   # every shape, remat and loop_cycles off / on
     python benchmarks/scale.py --shapes=code-30m,hrm-27m-sudoku --batch=4 --seq_len=256
     python benchmarks/scale.py --write                           # also replace the section in benchmarks/RESULTS.md
 
-Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with `model.hrm_text.preset`) and
+Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with
+`model.hrm_text.preset`) and
 the puzzle HRM-27M on Sudoku (configs/sudoku.py; it has no remat switch: "n/a"). The step is lowered from
 `Trainer.abstract_state` and `Trainer.example_batch` (jax.ShapeDtypeStruct), so even the 1B shape is compiled
 without allocating its parameters. Each variant runs in its own process (a failed or killed compile costs only
@@ -35,8 +36,8 @@ SHAPES = {  # name -> (config, preset or "", default seq_len, vocab)
 SECTION = "## Train-step scale from the compiled step (benchmarks/scale.py)"
 
 
-def measure(shape: str, remat: bool, batch: int, seq_len: int | None) -> dict:
-    """One (shape, remat) row, in this process."""
+def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool = False) -> dict:
+    """One (shape, remat, loop) row, in this process."""
     import jax  # noqa: PLC0415
 
     from benchmarks.train_throughput import data_spec, load_config  # noqa: PLC0415
@@ -48,6 +49,7 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None) -> dict:
     if preset:
         config.model.hrm_text.preset = preset
         config.model.hrm_text.remat = remat
+        config.model.hrm_text.loop_cycles = loop
     spec = data_spec(config, seq_len or default_seq, vocab)
     family = families.build_family(config, spec.as_dict())
     trainer = train.Trainer(config, family, spec.seq_len, parallel.make_mesh((1, 1, 1), jax.devices()[:1]))
@@ -59,7 +61,8 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None) -> dict:
     mem = step_memory.StepMemory.of(compiled)
     xla = step_memory.compiled_flops(compiled)
     formula = family.flops_per_token() * batch * spec.seq_len
-    return {"shape": shape, "remat": ("on" if remat else "off") if preset else "n/a", "params": family.num_params(),
+    return {"shape": shape, "remat": ("on" if remat else "off") if preset else "n/a",
+            "loop": ("on" if loop else "off") if preset else "n/a", "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
             "step_gib": mem.total / GIB if mem else None, "temp_gib": mem.temp / GIB if mem else None,
             "state_gib": mem.arguments / GIB if mem else None, "xla_flops": xla, "formula_flops": formula}
@@ -67,27 +70,29 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None) -> dict:
 
 def _row(r: dict) -> str:
     if "error" in r:
-        return f"| {r['shape']} | {r['remat']} | | | | | | | | {r['error']} |"
+        return f"| {r['shape']} | {r['remat']} | {r.get('loop', 'off')} | | | | | | | | {r['error']} |"
     ratio = f"{r['xla_flops'] / r['formula_flops']:.2f}" if r["xla_flops"] else "-"
-    return (f"| {r['shape']} | {r['remat']} | {r['params'] / 1e6:.1f}M | {r['batch']} x {r['seq_len']} | "
+    return (f"| {r['shape']} | {r['remat']} | {r.get('loop', 'off')} | {r['params'] / 1e6:.1f}M | "
+            f"{r['batch']} x {r['seq_len']} | "
             f"{r['compile_s']:.1f} | {r['step_gib']:.2f} | {r['temp_gib']:.2f} | {(r['xla_flops'] or 0):.3e} | "
             f"{r['formula_flops']:.3e} | {ratio} |")
 
 
 def table(results: list[dict]) -> str:
-    head = ("| shape | remat | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step | "
-            "formula FLOPs/step | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| shape | remat | loop | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step | "
+            "formula FLOPs/step | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [_row(r) for r in results])
 
 
-def write_section(text: str, path: pathlib.Path = REPO / "benchmarks" / "RESULTS.md") -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md."""
+def write_section(text: str, path: pathlib.Path = REPO / "benchmarks" / "RESULTS.md", section: str = SECTION) -> None:
+    """Replace (or append) the `section` (its heading line) of RESULTS.md with `text`."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if SECTION in old:
-        before, _, after = old.partition(SECTION)
+    heading = section + "\n"
+    if heading in old:
+        before, _, after = old.partition(heading)
         rest = after.split("\n## ", 1)
         old = before.rstrip("\n") + ("\n\n## " + rest[1] if len(rest) > 1 else "")
-    path.write_text(old.rstrip("\n") + "\n\n" + SECTION + "\n\n" + text + "\n", encoding="utf-8")
+    path.write_text(old.rstrip("\n") + "\n\n" + heading + "\n" + text + "\n", encoding="utf-8")
 
 
 def main(argv=None) -> list[dict]:
@@ -97,14 +102,15 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--batch_1b", type=int, default=1)
     p.add_argument("--seq_len", type=int, default=0, help="0 = the shape's own (512, 2048 for 1B, 81 Sudoku)")
     p.add_argument("--remat", default="off,on")
+    p.add_argument("--loop", default="off,on", help="model.hrm_text.loop_cycles variants")
     p.add_argument("--timeout_s", type=int, default=1800, help="per variant")
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child: shape:remat
     args = p.parse_args(argv)
     if args.one:
-        shape, remat = args.one.split(":")
+        shape, remat, loop = (args.one.split(":") + ["off"])[:3]
         batch = args.batch_1b if shape == "hrm-text-1b" else args.batch
-        print(json.dumps(measure(shape, remat == "on", batch, args.seq_len or None)))
+        print(json.dumps(measure(shape, remat == "on", batch, args.seq_len or None, loop == "on")))
         return []
     from hrm_jax import step_memory  # noqa: PLC0415 (no jax import in the parent)
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
@@ -113,9 +119,11 @@ def main(argv=None) -> list[dict]:
     for shape in args.shapes.split(","):
         if shape not in SHAPES:
             raise SystemExit(f"--shapes: unknown shape {shape!r} (one of {sorted(SHAPES)})")
-        remats = ["off"] if not SHAPES[shape][1] else args.remat.split(",")
-        for remat in remats:
-            cmd = [sys.executable, __file__, f"--one={shape}:{remat}", f"--batch={args.batch}",
+        hrm_text = bool(SHAPES[shape][1])
+        variants = [(r, lp) for lp in args.loop.split(",") for r in args.remat.split(",")] if hrm_text else [
+            ("off", "off")]
+        for remat, loop in variants:
+            cmd = [sys.executable, __file__, f"--one={shape}:{remat}:{loop}", f"--batch={args.batch}",
                    f"--batch_1b={args.batch_1b}", f"--seq_len={args.seq_len}"]
             try:
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout_s)
@@ -125,18 +133,20 @@ def main(argv=None) -> list[dict]:
             except subprocess.TimeoutExpired:
                 r = {"error": f"compile not finished in {args.timeout_s} s"}
             r.setdefault("shape", shape)
-            r.setdefault("remat", remat if SHAPES[shape][1] else "n/a")
+            r.setdefault("remat", remat if hrm_text else "n/a")
+            r.setdefault("loop", loop if hrm_text else "n/a")
             results.append(r)
             print(_row(r), flush=True)
             if args.write:  # after every row: a long compile later on does not lose the rows before it
-                write_section(_header(args) + table(results))
+                write_section(_header(args) + table(results), section=f"{SECTION}, loop_cycles {args.loop}")
     print(table(results))
     return results
 
 
 def _header(args) -> str:
     import platform  # noqa: PLC0415
-    return (f"`python benchmarks/scale.py --batch={args.batch} --batch_1b={args.batch_1b} --write` on "
+    return (f"`python benchmarks/scale.py --shapes={args.shapes} --loop={args.loop} --batch={args.batch} "
+            f"--batch_1b={args.batch_1b} --write` on "
             f"{platform.machine()} CPU ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), XLA's memory-"
             "minimizing CPU scheduler. Step GiB = XLA's memory analysis of the compiled step on one device "
             "(temporaries + state + batch + unaliased outputs); FLOPs from XLA's cost analysis vs the family's "

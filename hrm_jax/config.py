@@ -107,6 +107,7 @@ def base_config() -> ml_collections.ConfigDict:
     # at first, one more per (ratio / (max - min)) of train.steps, up to the routing's; 0 = off (authors: 0.2).
     c.model.hrm_text.bp_warmup_ratio = 0.0
     c.model.hrm_text.bp_min_steps = 2
+    c.model.hrm_text.loop_cycles = False  # each cycle's gradient-free L calls as one lax.fori_loop (compile time)
     c.model.hrm_text.remat = False  # recompute each block in the backward pass (less memory, ~1 more forward)
     for key, kind in HRM_TEXT_OVERRIDES:
         c.model.hrm_text[key] = ml_collections.FieldReference(None, field_type=kind)

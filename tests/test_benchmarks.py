@@ -63,11 +63,11 @@ def test_train_throughput_reports_xla_flops(tmp_path):
 def test_scale_measures_a_shape_from_abstract_arrays_and_writes_its_section(tmp_path, monkeypatch):
     import scale  # noqa: PLC0415
 
-    r = scale.measure("code-30m", remat=True, batch=1, seq_len=32)
-    assert r["remat"] == "on" and r["step_gib"] > 0 and r["xla_flops"] > 0 and r["compile_s"] > 0
+    r = scale.measure("code-30m", remat=True, batch=1, seq_len=32, loop=True)
+    assert r["remat"] == "on" and r["loop"] == "on" and r["step_gib"] > 0 and r["xla_flops"] > 0 and r["compile_s"] > 0
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## Other\n\nkept\n")
     scale.write_section(scale.table([r]), results)
-    scale.write_section(scale.table([r, dict(r, remat="off")]), results)  # replaced, not appended
+    scale.write_section(scale.table([r, dict(r, remat="off", loop="off")]), results)  # replaced, not appended
     text = results.read_text()
-    assert text.count(scale.SECTION) == 1 and "kept" in text and "| code-30m | off |" in text
+    assert text.count(scale.SECTION) == 1 and "kept" in text and "| code-30m | off | off |" in text

@@ -248,10 +248,12 @@ class HrmText(nnx.Module):
 
     def __init__(self, config: HrmTextConfig, *, dtype=jnp.float32,
                  init: Literal["transformers", "authors"] = "transformers",
-                 attention_impl: Literal["xla", "cudnn"] | None = None, remat: bool = False, rngs: nnx.Rngs):
+                 attention_impl: Literal["xla", "cudnn"] | None = None, remat: bool = False,
+                 loop_cycles: bool = False, rngs: nnx.Rngs):
         if init not in ("transformers", "authors"):
             raise ValueError(f"HrmText init must be 'transformers' or 'authors', got {init!r}")
         self.config, self.dtype = config, dtype
+        self.loop_cycles = loop_cycles  # gradient-free L calls of a cycle as one lax.fori_loop (hidden_states)
         cfg, d = config, config.hidden_size
         if init == "transformers":
             kernel_init = down_init = embed_init = head_init = layers.normal_init(cfg.initializer_range)
@@ -317,7 +319,9 @@ class HrmText(nnx.Module):
         transformers' slot order (slot (h*(L+1)+l)*lps + i) to extend its keys/values (see hrm_jax.generate).
         `bp_depth` (a traced int, the backprop-depth warm-up `bp_warmup_depth`): besides the static routing,
         only the last min(H, bp-1) H calls and the last bp - that L calls keep their gradient (the authors'
-        hrm_nocarry_bp_warmup); None = the static routing alone."""
+        hrm_nocarry_bp_warmup); None = the static routing alone. `loop_cycles` (training, no cache): a cycle's
+        leading gradient-free L calls run as one `lax.fori_loop` (one compiled body), the graded calls after it
+        unrolled."""
         cfg = self.config
         z_H = self.embed(input_ids_BS)
         cos, sin = layers.rope_cos_sin(position_ids_BS, cfg.head_dim, cfg.rope_theta)
@@ -336,7 +340,14 @@ class HrmText(nnx.Module):
             return jnp.where(calls_after < budget, out, jax.lax.stop_gradient(out))
 
         for h in range(cfg.H_cycles):
-            for l in range(cfg.L_cycles):
+            first = 0
+            free = sum(not cfg.l_call_keeps_grad(h, l) for l in range(cfg.L_cycles))  # the leading no-grad calls
+            if self.loop_cycles and kv_cache is None and free > 1:
+                z_H_const = jax.lax.stop_gradient(z_H)
+                z_L = jax.lax.stop_gradient(jax.lax.fori_loop(
+                    0, free, lambda _, z: self.L_module(z + z_H_const, cos, sin, mask), jax.lax.stop_gradient(z_L)))
+                first = free
+            for l in range(first, cfg.L_cycles):
                 out = self.L_module(z_L + z_H, cos, sin, mask, **extra)
                 later_l = (cfg.H_cycles - h) * cfg.L_cycles - l - 1
                 z_L = route(out, cfg.l_call_keeps_grad(h, l), later_l, l_bp)
