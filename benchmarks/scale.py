@@ -7,11 +7,12 @@ formula beside them), remat off vs on and unrolled vs looped (`model.hrm_text.lo
     python benchmarks/scale.py --write                           # also replace the section in benchmarks/RESULTS.md
 
 Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with
-`model.hrm_text.preset`) and
-the puzzle HRM-27M on Sudoku (configs/sudoku.py; it has no remat switch: "n/a"). The step is lowered from
+`model.hrm_text.preset`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; it has no remat or loop switch:
+"n/a"). The step is lowered from
 `Trainer.abstract_state` and `Trainer.example_batch` (jax.ShapeDtypeStruct), so even the 1B shape is compiled
 without allocating its parameters. Each variant runs in its own process (a failed or killed compile costs only
-its row). XLA's cost analysis counts a loop body once; every cycle is unrolled today, so its count is the step's.
+its row). XLA's cost analysis counts a loop body once, so a looped row's FLOPs undercount the step (its
+gradient-free L calls count once); the unrolled rows' count is the step's.
 """
 
 from __future__ import annotations
