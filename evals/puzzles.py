@@ -40,7 +40,7 @@ def evaluate_family(restored, family, workdir: str, max_batches: int = 0, *, glo
     if family.test_time is not None:
         for rule in test_time.SELECTIONS:
             for metric in ("exact_accuracy", "accuracy"):
-                out[f"{rule}_{metric}"] = m.get(f"eval/{rule}_{metric}", 0.0)
+                out[f"{rule}_{metric}"] = m.get(f"eval/by_{rule}_{metric}", 0.0)
         out["segments_per_puzzle"] = m.get("eval/segments_total", 0.0)
         out["settings"] = dataclasses.asdict(family.test_time) | {"adaptive": family.eval_adaptive}
     return out

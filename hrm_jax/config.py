@@ -169,6 +169,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval.test_time.trajectories = 1  # K trajectories per puzzle, batched on device
     c.eval.test_time.selection = "q_halt"  # q_halt | majority | oracle (an upper bound that reads the labels)
     c.eval.test_time.seed = 0
+    # Causal HRM / TRM generation: segments per generated token at decode time (0 = the trained count).
+    c.eval.generation_segments = 0
     # --config.mode=eval on code runs also runs a benchmark through the sandbox (evals/): "" = none.
     c.eval.benchmark = ""  # "mbpp" (split eval.split) or "humaneval"
     c.eval.split = "test"
@@ -223,6 +225,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(config.eval.benchmark in ("", "mbpp", "humaneval"), "eval.benchmark",
              f"{config.eval.benchmark!r} is not '', 'mbpp' or 'humaneval'")
     _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")
+    decode_segments = config.eval.get("generation_segments", 0)
+    _require(decode_segments >= 0, "eval.generation_segments", "must be >= 0 (0 = as trained)")
+    _require(not decode_segments or (code and config.model.family in ("hrm", "trm")), "eval.generation_segments",
+             "applies to causal HRM / TRM code runs (model.family 'hrm' or 'trm')")
     if "test_time" in config.eval:
         from hrm_jax import test_time  # noqa: PLC0415
         try:

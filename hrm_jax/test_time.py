@@ -27,6 +27,19 @@ from hrm_jax import losses
 from hrm_jax.model import act
 
 SELECTIONS = ("q_halt", "majority", "oracle")
+
+
+def with_generation_segments(model, segments: int):
+    """A causal HRM / TRM generating with `segments` segments per token (decode-time depth, `eval.
+    generation_segments`): the same weights, a KV cache of that many segments' sites. 0 keeps the trained count."""
+    if not segments:
+        return model
+    config = getattr(model, "config", None)
+    if not getattr(config, "causal", False) or not hasattr(config, "generation_segments"):
+        raise ValueError("eval.generation_segments applies to the causal HRM / TRM (code runs of model.family "
+                         "'hrm' or 'trm')")
+    model.config = config.replace(generation_segments=segments)
+    return model
 NOISE_PER = ("step", "segment")
 
 
@@ -173,7 +186,7 @@ def metrics(model, data: dict[str, jax.Array], settings: TestTimeSettings, *, ad
 def score(outputs, steps_BK: jax.Array, labels_BS: jax.Array, selection: str, loss_type: str) -> dict[str, jax.Array]:
     """Metric sums of K trajectories per puzzle (outputs with a [B, K] leading shape). The headline keys (count,
     accuracy, exact_accuracy, q_halt_accuracy, steps, tokens, correct_tokens) are the family's eval metrics for
-    the trajectory `selection` picks; `<rule>_exact_accuracy` / `<rule>_accuracy` for every rule (oracle: the
+    the trajectory `selection` picks; `by_<rule>_exact_accuracy` / `by_<rule>_accuracy` for every rule (oracle: the
     upper bound); `segments_total`: the segments run per puzzle summed over its K trajectories (the compute)."""
     picks = selections(outputs, labels_BS)
     halted = jnp.ones(labels_BS.shape[:1], bool)
@@ -181,7 +194,7 @@ def score(outputs, steps_BK: jax.Array, labels_BS: jax.Array, selection: str, lo
     for rule, index in picks.items():
         chosen = {name: _take(v, index) for name, v in outputs.items()}
         _, m = losses.act_loss(chosen, labels_BS, halted, _take(steps_BK, index), loss_type)
-        out[f"{rule}_exact_accuracy"], out[f"{rule}_accuracy"] = m["exact_accuracy"], m["accuracy"]
+        out[f"by_{rule}_exact_accuracy"], out[f"by_{rule}_accuracy"] = m["exact_accuracy"], m["accuracy"]
         if rule == selection:
             out |= {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
             mask = labels_BS != losses.IGNORE_LABEL_ID

@@ -122,9 +122,10 @@ def test_q_halt_selection_picks_the_most_confident_trajectory():
     np.testing.assert_array_equal(picks["q_halt"], [1, 2])
     np.testing.assert_array_equal(picks["oracle"], [1, 0])
     m = test_time.score(outputs, jnp.ones((2, 3), jnp.int32), labels, "q_halt", "softmax_cross_entropy")
-    assert m["exact_accuracy"] == 1 and m["q_halt_exact_accuracy"] == 1
-    assert m["oracle_exact_accuracy"] == 2
-    np.testing.assert_allclose(m["accuracy"], 1.0 + 0.75)
+    assert m["exact_accuracy"] == 1 and m["by_q_halt_exact_accuracy"] == 1
+    assert m["by_oracle_exact_accuracy"] == 2
+    np.testing.assert_allclose([m["accuracy"], m["by_q_halt_accuracy"]], 1.0 + 0.75)
+    np.testing.assert_allclose(m["by_oracle_accuracy"], 2.0)
     assert m["segments_total"] == 6
 
 
@@ -139,8 +140,8 @@ def test_majority_vote_picks_the_most_common_answer_ties_by_q_halt():
     assert int(picks["majority"][0]) == 2  # among the majority, the highest q_halt
     assert int(picks["majority"][1]) == 3  # tie a / b: b's best q_halt (2.0) beats a's (0.5); c has 1 vote
     m = test_time.score(outputs, jnp.ones((2, 5), jnp.int32), labels, "majority", "softmax_cross_entropy")
-    assert m["majority_exact_accuracy"] == 1 and m["exact_accuracy"] == 1
-    assert m["q_halt_exact_accuracy"] == 0  # the most confident trajectories are wrong on both
+    assert m["by_majority_exact_accuracy"] == 1 and m["exact_accuracy"] == 1
+    assert m["by_q_halt_exact_accuracy"] == 0  # the most confident trajectories are wrong on both
 
 
 def test_settings_refuse_bad_values_and_config_round_trip():
@@ -174,3 +175,21 @@ def test_eval_step_memory_grows_linearly_in_trajectories(name):
     # The same per-trajectory cost between every pair of K: temp(K) = fixed + K x per-trajectory.
     for lo, hi in ((1, 2), (2, 4)):
         assert (temp[hi] - temp[lo]) / (hi - lo) == pytest.approx(per_k, rel=0.1), temp
+
+
+def test_decode_time_segments_of_the_causal_hrm():
+    from hrm_jax.model.hrm import HRM
+    cfg = HRMConfig(vocab_size=V, seq_len=S, puzzle_emb_ndim=0, H_cycles=1, L_cycles=1, H_layers=1, L_layers=1,
+                    hidden_size=16, num_heads=2, halt_max_steps=2, forward_dtype="float32", causal=True)
+    model = HRM(cfg, rngs=nnx.Rngs(0))
+    sites = model.kv_cache_layout()[0]
+    inputs = _batch(2)["inputs"]
+    positions = jnp.broadcast_to(jnp.arange(S), inputs.shape)
+    mask = model.attention_mask(positions, positions)
+    two = model.hidden_states(inputs, positions, mask)
+    deeper = test_time.with_generation_segments(model, 3)
+    assert deeper.kv_cache_layout()[0] == sites // 2 * 3
+    three = deeper.hidden_states(inputs, positions, mask)
+    assert not np.allclose(two, three)
+    with pytest.raises(ValueError, match="causal HRM / TRM"):
+        test_time.with_generation_segments(HRM(cfg.replace(causal=False), rngs=nnx.Rngs(0)), 3)
