@@ -106,7 +106,8 @@ def plot(result: dict, path: str) -> None:
                         label=f"K={k} {label}" if k > 1 else "K=1 (no noise)")
             for p in pts:
                 ax.annotate(f"{p['segments_multiple']}x", (p["flops_per_puzzle"], p[f"q_halt_{metric}"]),
-                            textcoords="offset points", xytext=(3, 3), fontsize=7)
+                            textcoords="offset points", xytext=(3, 4 + 9 * i), fontsize=7,
+                            color=colors[i % len(colors)])
         ax.set_xscale("log")
         ax.set_xlabel("forward FLOPs per puzzle (log)")
         ax.set_ylabel(title)

@@ -193,3 +193,20 @@ def test_decode_time_segments_of_the_causal_hrm():
     assert not np.allclose(two, three)
     with pytest.raises(ValueError, match="causal HRM / TRM"):
         test_time.with_generation_segments(HRM(cfg.replace(causal=False), rngs=nnx.Rngs(0)), 3)
+
+
+def test_sweep_writes_table_json_and_plot(tmp_path):
+    from evals import test_time_sweep
+    points = [{"segments_multiple": m, "segments": 4 * m, "trajectories": k, "count": 32.0,
+               "segments_per_puzzle": 4.0 * m * k, "flops_per_puzzle": 1e8 * m * k,
+               **{f"{r}_{metric}": 0.1 * m + (0.2 if r == "oracle" else 0.0) for r in test_time.SELECTIONS
+                  for metric in ("exact_accuracy", "accuracy")}} for k in (1, 4) for m in (1, 2)]
+    result = {"step": 5, "family": "trm", "halt_max_steps": 4, "noise_scale": 0.1, "noise_per": "step",
+              "adaptive": False, "seed": 0, "segment_flops_per_puzzle": 1e8 / 4, "segment_flops_per_puzzle_xla": 2.6e7,
+              "points": points}
+    test_time_sweep.write(result, str(tmp_path))
+    table = (tmp_path / "test_time.md").read_text()
+    assert "exact (oracle)" in table and "| 2x (8) | 4 | 32.00 | 8e+08 | 0.2000 | 0.2000 | 0.4000 |" in table
+    assert (tmp_path / "test_time.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="--segments: expected positive integers"):
+        test_time_sweep._ints("0,2", "segments")
