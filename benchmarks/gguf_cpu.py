@@ -92,7 +92,7 @@ def main(argv=None) -> None:
         from hrm_jax import restore
 
         restored = restore.load_for_inference(args.run)  # the model the checkpoint holds, weights only
-        models.append((f"trained {restored.config.model.hrm_text_preset}", restored.model, restored.tokenizer))
+        models.append((f"trained {restored.config.model.hrm_text.preset}", restored.model, restored.tokenizer))
     if args.tokenizer:
         tok = SentencePieceTokenizer.load(args.tokenizer)
         for name in args.presets:

@@ -7,8 +7,9 @@
 Variants (each compiled in its own process, since XLA_FLAGS are read when JAX starts):
   before  the old formulation: full [B, S, V] fp32 logits and softmax, every block's activations kept for the
           backward pass, XLA CPU's default concurrency-optimized scheduler
-  after   chunked cross-entropy (`losses.chunked_softmax_cross_entropy`), per-block remat (`model.remat`), and
-          XLA CPU's memory-minimizing scheduler (`step_memory.cpu_memory_flags`), as `hrm_jax.main` runs it
+  after   chunked cross-entropy (`losses.chunked_softmax_cross_entropy`), per-block remat
+          (`model.hrm_text.remat`), and XLA CPU's memory-minimizing scheduler (`step_memory.cpu_memory_flags`),
+          as `hrm_jax.main` runs it
 Memory is XLA's analysis of the compiled step (`compiled.memory_analysis()`, what the step allocates); time is
 the median of `--steps` timed steps after `--warmup` untimed ones on random tokens, run only when the step fits
 in the memory available now (MemAvailable), else reported as not run.
@@ -49,7 +50,7 @@ def measure(args) -> dict:
 
     config = load_config(args.config)
     config.data.global_batch_size = args.batch
-    config.model.remat = args.variant == "after"
+    config.model.hrm_text.remat = args.variant == "after"
     config.train.steps = max(config.train.steps, args.steps + args.warmup + 1)
     spec = data_spec(config, args.seq_len, None)
     family = families.build_family(config, spec.as_dict())

@@ -70,7 +70,7 @@ def get_config(variant: str = ""):
     c.export.quant = "q8_0"
 
     if scale == "pod":
-        c.model.hrm_text_preset = "code-100m"
+        c.model.hrm_text.preset = "code-100m"
         c.data.global_batch_size = 128
         c.pretrain.data.global_batch_size = 256
     elif scale == "cpu":
@@ -93,7 +93,7 @@ def shrink_to_cpu(c):
     Small enough to finish (~2.4 s a step on 2 busy cores), large enough that the loss on code falls far below
     its start (see the report); do not expect it to solve MBPP problems."""
     c.model.forward_dtype = "float32"  # bf16 matmuls are slower than fp32 on most CPUs
-    c.model.remat = False  # memory is not the limit at this size; recomputation would cost ~30% time
+    c.model.hrm_text.remat = False  # memory is not the limit at this size; recomputation would cost ~30% time
     c.model.hrm_text.hidden_size = 128
     c.model.hrm_text.intermediate_size = 384
     c.model.hrm_text.num_layers_per_stack = 1

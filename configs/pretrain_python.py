@@ -3,12 +3,11 @@
     python -m hrm_jax.main --config=configs/pretrain_python.py --workdir=runs/pretrain_python
     python -m hrm_jax.main --config=configs/pretrain_python.py:tiny --workdir=/tmp/pretrain_tiny   # 2-core CPU, minutes
 
-The model is HRM-Text (`model.family=hrm_text`, preset code-30m, prefix-LM off so every runtime computes what was
-trained); `--config.model.family=hrm --config.model.causal=True --config.model.puzzle_emb_ndim=0` trains the causal
-HRM instead; `--config.model.family=trm` a causal TRM (`model.trm`); `--config.model.family=transformer` the
+The model is HRM-Text (`model.family=hrm_text`, `model.hrm_text.preset` code-30m, prefix-LM off so every runtime
+computes what was trained); `--config.model.family=hrm` trains the causal HRM instead (`model.hrm`, prepared
+here), `--config.model.family=trm` a causal TRM (`model.trm`), `--config.model.family=transformer` the
 llama-shaped transformer baseline sized to HRM-Text. The tokenizer (<workdir>/tokenizer/code.model) and the corpus
-(<workdir>/python_corpus) are built on the
-first run unless `data.tokenizer` / `data.path` point at existing ones.
+(<workdir>/python_corpus) are built on the first run unless `data.tokenizer` / `data.path` point at existing ones.
 """
 
 from hrm_jax.config import base_config
@@ -18,17 +17,17 @@ def get_config(variant: str = "default"):
     c = base_config()
     c.data.kind = "python_corpus"
     c.model.family = "hrm_text"
-    c.model.hrm_text_preset = "code-30m"
+    c.model.hrm_text.preset = "code-30m"
     c.model.forward_dtype = "bfloat16"
-    c.model.loss_type = "softmax_cross_entropy"
-    c.model.puzzle_emb_ndim = 0
-    c.model.causal = True
+    # --config.model.family=hrm: the causal HRM (its loss: softmax CE, what model.loss_type "" picks on code).
+    c.model.hrm.puzzle_emb_ndim = 0
+    c.model.hrm.causal = True
     # --config.model.family=trm: TRM as a causal LM (hidden 512, 8 heads, 2 layers, T = n = 2, 2 segments).
     c.model.trm.causal = True
     c.model.trm.puzzle_emb_ndim = 0
     c.model.trm.H_cycles = c.model.trm.L_cycles = 2
     c.model.trm.halt_max_steps = 2
-    c.model.remat = True  # per-block rematerialization: code-30m at 32 x 512 needs ~10 GiB instead of ~23
+    c.model.hrm_text.remat = True  # per-block rematerialization: code-30m at 32 x 512 needs ~10 GiB instead of ~23
     c.data.seq_len = 1024
     c.data.global_batch_size = 64
     c.optim.lr = 3e-4
@@ -51,17 +50,17 @@ def get_config(variant: str = "default"):
 def shrink_to_tiny(c):
     """A few minutes on a 2-core CPU: a small tokenizer and corpus, a 2-layer model, short rows."""
     c.model.forward_dtype = "float32"
-    c.model.remat = False  # nothing to save at this size; remat would only add compile time
+    c.model.hrm_text.remat = False  # nothing to save at this size; remat would only add compile time
     c.model.hrm_text.hidden_size = 64
     c.model.hrm_text.intermediate_size = 192
     c.model.hrm_text.num_layers_per_stack = 1
     c.model.hrm_text.num_attention_heads = 2
     c.model.hrm_text.head_dim = 32
     # causal HRM alternative, same size
-    c.model.hidden_size = 64
-    c.model.num_heads = 2
-    c.model.H_layers = c.model.L_layers = 1
-    c.model.halt_max_steps = 2
+    c.model.hrm.hidden_size = 64
+    c.model.hrm.num_heads = 2
+    c.model.hrm.H_layers = c.model.hrm.L_layers = 1
+    c.model.hrm.halt_max_steps = 2
     c.model.trm.hidden_size, c.model.trm.num_heads, c.model.trm.L_layers = 64, 2, 1  # causal TRM alternative
     c.data.tokenizer_vocab_size = 1024
     c.data.tokenizer_sample_files = 60

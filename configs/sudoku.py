@@ -21,7 +21,7 @@ def get_config(variant: str = "default"):
     c.data.kind = "puzzle"
     c.data.path = "data/sudoku-1k"
     c.data.global_batch_size = 768
-    c.model.loss_type = "stablemax_cross_entropy"
+    c.model.loss_type = "stablemax_cross_entropy"  # the original's (also what "" picks on puzzles)
     c.optim.lr = 1e-4
     c.optim.puzzle_emb_lr = 1e-4
     c.optim.weight_decay = 1.0
@@ -40,11 +40,13 @@ def get_config(variant: str = "default"):
         c.data.generate_num_aug = 8
         c.data.generate_min_rating = 1.0
         c.data.global_batch_size = 32
-        c.model.hidden_size = 64
-        c.model.num_heads = 2
-        c.model.H_layers = c.model.L_layers = 1
-        c.model.puzzle_emb_ndim = 64
-        c.model.halt_max_steps = 4
+        h = c.model.hrm
+        h.hidden_size = 64
+        h.num_heads = 2
+        h.H_layers = h.L_layers = 1
+        h.puzzle_emb_ndim = 64
+        h.halt_max_steps = 4
+        c.model.transformer.puzzle_emb_ndim = 64  # --config.model.family=transformer: sized to this HRM
         c.model.forward_dtype = "float32"
         t = c.model.trm  # --config.model.family=trm: a TRM of the same small size
         t.hidden_size, t.num_heads, t.L_layers, t.H_cycles, t.L_cycles = 64, 2, 2, 2, 2

@@ -9,15 +9,15 @@ from hrm_jax.config import base_config
 def get_config(variant: str = "tiny"):
     c = base_config()
     c.data.kind = "synthetic"
-    c.model.puzzle_emb_ndim = 32
+    c.model.hrm.puzzle_emb_ndim = c.model.transformer.puzzle_emb_ndim = 32
     c.data.synthetic_num_identifiers = 4
     c.model.loss_type = "softmax_cross_entropy"
     c.optim.lr_warmup_steps = 20
     if variant == "tiny":
-        c.model.hidden_size = 32
-        c.model.num_heads = 2
-        c.model.H_layers = c.model.L_layers = 1
-        c.model.halt_max_steps = 4
+        c.model.hrm.hidden_size = 32
+        c.model.hrm.num_heads = 2
+        c.model.hrm.H_layers = c.model.hrm.L_layers = 1
+        c.model.hrm.halt_max_steps = 4
         c.model.forward_dtype = "float32"
         c.data.global_batch_size = 16
         c.optim.lr = 3e-3

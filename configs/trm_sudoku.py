@@ -24,7 +24,6 @@ def get_config(variant: str = "default"):
     tiny = variant.endswith("tiny")
     c = sudoku.get_config("tiny" if tiny else "default")
     c.model.family = "trm"
-    c.model.loss_type = "stablemax_cross_entropy"
     t = c.model.trm
     t.L_layers, t.H_cycles, t.L_cycles = 2, 3, 6
     t.mlp_t = not variant.startswith("att")

@@ -15,19 +15,27 @@ from typing import TextIO
 from evals.progress import Progress
 from evals.runner import Complete, EvalSettings, generate_codes, judge, sample_record
 from evals.sample_store import SampleStore
-from evals.syntax import check_syntax, syntax_feedback
+from evals.syntax import check_files, check_syntax, files_feedback, syntax_feedback
 from evals.tasks import Task, feedback_prompt
 from evals.verdict import Verdict
 
 FEEDBACK_CHARS = 400
+_SUFFIX = {"cpp": ".cpp", "go": ".go", "java": ".java", "javascript": ".js", "rust": ".rs"}
 
 
-def execution_feedback(code: str, verdict: Verdict, max_chars: int = FEEDBACK_CHARS) -> str:
-    """What the model is told about a failed attempt: the syntax error when the code does not compile, else
-    the error type and the end of the sandbox message (where a traceback names the failing line)."""
-    syntax = check_syntax(code)
-    if not syntax.ok:
-        return syntax_feedback(syntax, max_chars)
+def execution_feedback(code: str, verdict: Verdict, max_chars: int = FEEDBACK_CHARS, *, language: str = "python",
+                       filename: str | None = None) -> str:
+    """What the model is told about a failed attempt: the syntax error when the code does not compile (for
+    another language, its validator's error text: evals.syntax.check_files on `filename`), else the error type
+    and the end of the sandbox message (where a traceback names the failing line)."""
+    if language == "python":
+        syntax = check_syntax(code)
+        if not syntax.ok:
+            return syntax_feedback(syntax, max_chars)
+    else:
+        syntax = check_files(language, {filename or f"solution{_SUFFIX[language]}": code})
+        if not syntax.ok:
+            return files_feedback(syntax, max_chars)
     head = f"{verdict.error_type or verdict.status.value}: "
     message = verdict.message.strip()
     return head + message[-max(max_chars - len(head), 0):]

@@ -20,7 +20,8 @@ applied where the kernel allows and weaker fallbacks where it does not:
              namespace nor seccomp is available, an in-process Python guard (weak: ctypes
              gets past it).
   files      a minimal root (pivot_root): the interpreter, its standard library, the shared libraries,
-             the `packages` allowed, all read-only, and the work dir; no checkout, data, home, site-packages
+             the `packages` allowed, the `toolchain_dirs` (compilers, for evals/polyglot_sandbox.py), all
+             read-only, and the work dir; no checkout, data, home, site-packages
              or host sockets. Where it cannot be built: the dropped uid cannot write where others cannot,
              /tmp, /var/tmp and /dev/shm are covered by read-only tmpfs. Landlock limits writes to the work
              dir and /dev/null either way.
@@ -81,6 +82,7 @@ class SandboxLimits:
     open_files: int = 256
     workdir_bytes: int = 64 << 20       # size of the work dir's tmpfs, where one can be mounted
     packages: tuple[str, ...] = ()      # installed top-level packages a program may import (beyond the stdlib)
+    toolchain_dirs: tuple[str, ...] = ()  # host paths exposed read-only at their own paths (compilers, jars)
     namespaces: bool = True             # the switches below exist to test the fallbacks
     minimal_root: bool = True
     landlock: bool = True
@@ -88,6 +90,10 @@ class SandboxLimits:
 
     def __post_init__(self):
         object.__setattr__(self, "packages", tuple(self.packages))
+        object.__setattr__(self, "toolchain_dirs", tuple(self.toolchain_dirs))
+        for path in self.toolchain_dirs:
+            if not os.path.isabs(path):
+                raise ValueError(f"SandboxLimits.toolchain_dirs: {path!r} is not an absolute path")
         for name in ("cpu_seconds", "wall_seconds", "memory_bytes", "file_size_bytes", "max_processes",
                      "output_bytes", "open_files", "workdir_bytes", "uid_pool"):
             if getattr(self, name) <= 0:

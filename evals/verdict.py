@@ -14,6 +14,7 @@ class Status(enum.StrEnum):
     TIMEOUT = "timeout"  # CPU or wall time limit
     ERROR = "error"      # any other exception (error_type names it), or an exit before the end
     KILLED = "killed"    # died of a signal (error_type names it), e.g. SIGSEGV
+    COMPILE_ERROR = "compile_error"  # the candidate did not compile (evals/polyglot_sandbox.py)
 
 
 @dataclass(frozen=True)

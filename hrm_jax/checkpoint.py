@@ -77,6 +77,10 @@ def abstract_with_shardings(abstract, shardings):
     return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
 
 
+# TensorStore / Orbax status codes of unreadable files (a resource or sharding error is not damage).
+DAMAGE_STATUS = re.compile(r"\b(DATA_LOSS|OUT_OF_RANGE|NOT_FOUND): ")
+
+
 def _chain(e: BaseException) -> list[BaseException]:
     out = []
     while e is not None and e not in out and len(out) < 8:
@@ -233,13 +237,17 @@ class CheckpointManager:
 
     def restore(self, step: int, target, data_iter) -> Any:
         """The state of `step` placed as `target` (ShapeDtypeStructs with shardings), and `data_iter` moved to the
-        saved position. Call `check_layout` first: any failure left is damage."""
+        saved position. Call `check_layout` first: a failure left that points at the files is damage (raised as
+        DamagedCheckpointError); any other (out of memory, sharding) is raised as it is."""
         try:
             with _QuietUnretrievedFutures():
                 restored = self.manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target), data=grain.checkpoint.CheckpointRestore(data_iter)))
-        except Exception as e:  # noqa: BLE001 (the layout matched: what fails now is the files)
-            raise self._damaged(step, e) from None
+        except Exception as e:  # noqa: BLE001 (the layout matched: a failure naming the files is damage)
+            damaged = self._damaged(step, e)
+            if damaged is None:
+                raise
+            raise damaged from None
         return restored["state"]
 
     def restore_arrays(self, step: int, partial: dict) -> dict:
@@ -251,13 +259,21 @@ class CheckpointManager:
                 return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
                     item=partial, partial_restore=True,  # the targets' shardings, not the saved ones (any mesh)
                     restore_args=ocp.checkpoint_utils.construct_restore_args(partial))))["state"]
-        except Exception as e:  # noqa: BLE001 (the layout matched: what fails now is the files)
-            raise self._damaged(step, e) from None
+        except Exception as e:  # noqa: BLE001 (the layout matched: a failure naming the files is damage)
+            damaged = self._damaged(step, e)
+            if damaged is None:
+                raise
+            raise damaged from None
 
-    def _damaged(self, step: int, e: BaseException) -> DamagedCheckpointError:
-        """The error for a failed restore, naming the file it points at: the file an I/O error names, else an
-        iterator file that does not parse, else the state folder."""
+    def _damaged(self, step: int, e: BaseException) -> DamagedCheckpointError | None:
+        """The error for a failed restore when the failure is in the step's files, naming the file it points at:
+        the file an I/O error names, else an iterator file that does not parse, else the state folder. None when
+        it is not (out of memory, a sharding the mesh cannot hold, ...): that is no reason to skip the step, and
+        the caller re-raises it as it is."""
         file, detail = describe(e)
+        in_files = file is not None or detail.startswith("array ") or any(
+            isinstance(err, (OSError, UnicodeDecodeError, json.JSONDecodeError)) or DAMAGE_STATUS.search(str(err))
+            for err in _chain(e))
         if file is None:
             data = os.path.join(self.step_dir(step), "data")
             for name in sorted(os.listdir(data)) if os.path.isdir(data) else ():
@@ -268,6 +284,8 @@ class CheckpointManager:
                 except (OSError, ValueError):
                     file = os.path.join(data, name)
                     break
+        if file is None and not in_files:
+            return None
         return DamagedCheckpointError(step, file or os.path.join(self.step_dir(step), "state"), detail)
 
     # ----- moving a damaged step aside ----------------------------------------------------------------------------

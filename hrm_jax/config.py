@@ -3,12 +3,14 @@
 Every experiment file in `configs/` starts from `base_config()` and changes values, never keys, so an unknown
 `--config.a.b=v` override is an error (config_flags locks the dict). `validate(config)` checks values and names the
 bad field; data-derived model fields (vocabulary, sequence length, puzzle identifiers) are filled from the dataset
-by `hrm_config(config, data_meta)`.
+by `hrm_config(config, data_meta)` (and `hrm_text_config`, `trm_config`, `transformer_config`).
+
+`model` holds `family`, the fields every family shares (`forward_dtype`, `attention_impl`, `loss_type`) and one
+node per family: `model.hrm`, `model.hrm_text`, `model.trm`, `model.transformer`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import ml_collections
@@ -23,18 +25,38 @@ from hrm_jax.model.trm import TRMConfig
 from hrm_jax.sizing import (SIZE_BY, SizeReference, hrm_forward_flops_per_token, hrm_num_params,
                             hrm_text_forward_flops_per_token, size_transformer)
 
-MODES = ("train", "eval", "export", "recipe")
+MODES = ("train", "eval", "export", "recipe", "srl")
 FAMILIES = ("hrm", "hrm_text", "trm", "transformer")
 PUZZLE_FAMILIES = ("hrm", "trm", "transformer")  # families that also train on puzzle / synthetic batches
-# TRM's own fields (config node `model.trm`); forward_dtype and attention_impl are shared `model.*` fields.
-TRM_FIELDS = ("H_cycles", "L_cycles", "L_layers", "hidden_size", "expansion", "num_heads", "pos_encodings",
-              "puzzle_emb_ndim", "puzzle_emb_len", "mlp_t", "no_ACT_continue", "halt_max_steps",
-              "halt_exploration_prob", "rms_norm_eps", "rope_theta", "causal", "generation_segments")
-CODE_DATA_KINDS = ("python_corpus", "mbpp")
+CODE_DATA_KINDS = ("python_corpus", "code_corpus", "mbpp", "edit_sft", "edit_actions")
 DATA_KINDS = ("synthetic", "puzzle", *CODE_DATA_KINDS)
-# HRM-Text fields a config may override on top of `model.hrm_text_preset` (None = the preset's value).
-HRM_TEXT_OVERRIDES = ("hidden_size", "intermediate_size", "num_layers_per_stack", "num_attention_heads", "head_dim",
-                      "H_cycles", "L_cycles", "L_bp_cycles", "prefix_lm", "tie_word_embeddings", "rms_norm_eps")
+# HRM-Text fields `model.hrm_text` may override on top of its preset (None = the preset's value), with their types.
+HRM_TEXT_OVERRIDES = (("hidden_size", int), ("intermediate_size", int), ("num_layers_per_stack", int),
+                      ("num_attention_heads", int), ("head_dim", int), ("H_cycles", int), ("L_cycles", int),
+                      ("L_bp_cycles", tuple), ("prefix_lm", bool), ("tie_word_embeddings", bool),
+                      ("rms_norm_eps", float))
+LOSS_TYPES = ("", "stablemax_cross_entropy", "softmax_cross_entropy")
+# The shared `model.*` fields (the rest of `model` is `family` and one node per family).
+SHARED_MODEL_FIELDS = ("forward_dtype", "attention_impl", "loss_type")
+# The flat `model.*` layout before one node per family (restore.migrate_flat_model reads checkpoints of it): HRM's
+# fields (now `model.hrm`), those the transformer also read (now also `model.transformer`), and HRM-Text's.
+FLAT_HRM_FIELDS = ("H_cycles", "L_cycles", "H_layers", "L_layers", "hidden_size", "expansion", "num_heads",
+                   "pos_encodings", "puzzle_emb_ndim", "rms_norm_eps", "rope_theta", "halt_max_steps",
+                   "halt_exploration_prob", "causal", "generation_segments", "causal_act_halting")
+FLAT_TRANSFORMER_FIELDS = ("pos_encodings", "puzzle_emb_ndim", "rms_norm_eps", "rope_theta", "halt_exploration_prob")
+FLAT_HRM_TEXT_FIELDS = {"hrm_text_preset": "preset", "hrm_text_init": "init", "remat": "remat"}
+
+
+def moved_field(name: str) -> str | None:
+    """Where a flat-layout field lives now (`model.hrm_text_preset` -> `model.hrm_text.preset`), else None."""
+    parts = name.split(".")
+    if len(parts) != 2 or parts[0] != "model":
+        return None
+    if parts[1] in FLAT_HRM_TEXT_FIELDS:
+        return f"model.hrm_text.{FLAT_HRM_TEXT_FIELDS[parts[1]]}"
+    if parts[1] in FLAT_TRANSFORMER_FIELDS:
+        return f"model.hrm.{parts[1]} (or model.transformer.{parts[1]} for the transformer)"
+    return f"model.hrm.{parts[1]}" if parts[1] in FLAT_HRM_FIELDS else None
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -43,40 +65,47 @@ def base_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.init_from = ""  # a checkpoint directory (params only) to start from; this run's own checkpoints win
 
-    # Model: HRM fields as in the original's hrm_v1.yaml (vocab/seq/identifiers come from the data).
+    # Model: `family` picks one of the per-family nodes below; the fields after it are shared by the families
+    # (each family's docstring in families.py says which it uses). A config file may prepare the nodes of other
+    # families (so `--config.model.family=X` switches); validate() refuses settings the chosen family ignores.
     c.model = ml_collections.ConfigDict()
     c.model.family = "hrm"
-    defaults = HRMConfig()
-    for field in dataclasses.fields(HRMConfig):
-        if field.name not in ("vocab_size", "seq_len", "num_puzzle_identifiers"):
-            c.model[field.name] = getattr(defaults, field.name)
-    c.model.attention_impl = ""  # "" (XLA default), "xla" or "cudnn"
-    c.model.remat = False  # HRM-Text: recompute each block in the backward pass (less memory, ~1 more forward)
+    c.model.forward_dtype = "bfloat16"  # every family
+    c.model.attention_impl = ""  # every family: "" (XLA default), "xla" or "cudnn"
+    # The ACT loss head (hrm, trm, the transformer on puzzles): "" = stablemax on puzzles (the original's
+    # hrm_v1.yaml), softmax on code. HRM-Text and the causal transformer always train with softmax CE.
+    c.model.loss_type = ""
+
+    # HRM (family "hrm"): the original's hrm_v1.yaml; vocab/seq/identifiers come from the data.
+    c.model.hrm = ml_collections.ConfigDict()
+    c.model.hrm.H_cycles = 2
+    c.model.hrm.L_cycles = 2
+    c.model.hrm.H_layers = 4
+    c.model.hrm.L_layers = 4
+    c.model.hrm.hidden_size = 512
+    c.model.hrm.expansion = 4.0
+    c.model.hrm.num_heads = 8
+    c.model.hrm.pos_encodings = "rope"  # rope | learned
+    c.model.hrm.puzzle_emb_ndim = 512
+    c.model.hrm.rms_norm_eps = 1e-5
+    c.model.hrm.rope_theta = 10000.0
+    c.model.hrm.halt_max_steps = 16
+    c.model.hrm.halt_exploration_prob = 0.1
+    c.model.hrm.causal = False  # True: a causal LM for code data
+    c.model.hrm.generation_segments = 0  # causal: segments per generated token (0 = halt_max_steps)
     # Causal HRM: train with ACT (Q-learned) halting instead of exactly generation_segments (default
     # halt_max_steps) segments per example. NOT causal: the Q head reads the last position, so halting and the
     # carry reset depend on later tokens, and generation (fixed segments) then differs from training.
-    c.model.causal_act_halting = False
-    c.model.loss_type = "stablemax_cross_entropy"
-    # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides.
-    c.model.hrm_text_preset = "code-30m"
-    c.model.hrm_text_init = "authors"  # "authors" (truncated LeCun, HRM_TEXT_TRAINING 3.5) or "transformers"
-    c.model.hrm_text = ml_collections.ConfigDict({k: ml_collections.FieldReference(None, field_type=t) for k, t in (
-        ("hidden_size", int), ("intermediate_size", int), ("num_layers_per_stack", int),
-        ("num_attention_heads", int), ("head_dim", int), ("H_cycles", int), ("L_cycles", int),
-        ("L_bp_cycles", tuple), ("prefix_lm", bool), ("tie_word_embeddings", bool), ("rms_norm_eps", float))})
-    # The transformer baseline (family "transformer"): one stack, sized against a reference family's model built
-    # from this same config. Width fields 0 = the reference's; puzzle / position / norm-eps / dtype fields are the
-    # shared ones above (puzzle_emb_ndim, pos_encodings, rope_theta, rms_norm_eps, halt_exploration_prob).
-    c.model.transformer = ml_collections.ConfigDict()
-    c.model.transformer.num_layers = 0  # 0 = sized to the reference by size_by
-    c.model.transformer.size_by = "params"  # "params" (equal trainable parameters) or "flops" (forward, per token)
-    c.model.transformer.reference = "auto"  # a family in SIZE_REFERENCES; auto = hrm_text on code, else hrm
-    c.model.transformer.hidden_size = 0
-    c.model.transformer.num_heads = 0
-    c.model.transformer.head_dim = 0  # 0 = the reference's when the width and heads are, else hidden / heads
-    c.model.transformer.intermediate_size = 0  # 0 = the reference's MLP width when the width is, else SwiGLU x4
-    c.model.transformer.norm = "auto"  # auto: pre-norm for the causal LM (llama), post-norm on puzzles (TRM)
-    c.model.transformer.halt_max_steps = 1  # puzzles: ACT segments; 1 = a single segment (no ACT)
+    c.model.hrm.causal_act_halting = False
+
+    # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides
+    # (None = the preset's value).
+    c.model.hrm_text = ml_collections.ConfigDict()
+    c.model.hrm_text.preset = "code-30m"
+    c.model.hrm_text.init = "authors"  # "authors" (truncated LeCun, HRM_TEXT_TRAINING 3.5) or "transformers"
+    c.model.hrm_text.remat = False  # recompute each block in the backward pass (less memory, ~1 more forward)
+    for key, kind in HRM_TEXT_OVERRIDES:
+        c.model.hrm_text[key] = ml_collections.FieldReference(None, field_type=kind)
 
     # TRM (family "trm"): config/arch/trm.yaml's values; vocab/seq/identifiers come from the data.
     c.model.trm = ml_collections.ConfigDict()
@@ -98,6 +127,24 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.trm.causal = False  # True: a causal LM for code data
     c.model.trm.generation_segments = 0  # causal generation: segments per token (0 = halt_max_steps)
 
+    # The transformer baseline (family "transformer"): one stack, sized against a reference family's model built
+    # from its node of this same config (model.hrm or model.hrm_text). Width fields 0 = the reference's.
+    c.model.transformer = ml_collections.ConfigDict()
+    c.model.transformer.num_layers = 0  # 0 = sized to the reference by size_by
+    c.model.transformer.size_by = "params"  # "params" (equal trainable parameters) or "flops" (forward, per token)
+    c.model.transformer.reference = "auto"  # a family in SIZE_REFERENCES; auto = hrm_text on code, else hrm
+    c.model.transformer.hidden_size = 0
+    c.model.transformer.num_heads = 0
+    c.model.transformer.head_dim = 0  # 0 = the reference's when the width and heads are, else hidden / heads
+    c.model.transformer.intermediate_size = 0  # 0 = the reference's MLP width when the width is, else SwiGLU x4
+    c.model.transformer.norm = "auto"  # auto: pre-norm for the causal LM (llama), post-norm on puzzles (TRM)
+    c.model.transformer.pos_encodings = "rope"  # rope | learned
+    c.model.transformer.puzzle_emb_ndim = 512  # puzzles only (the causal LM has no puzzle identifiers)
+    c.model.transformer.rms_norm_eps = 1e-5
+    c.model.transformer.rope_theta = 10000.0
+    c.model.transformer.halt_max_steps = 1  # puzzles: ACT segments; 1 = a single segment (no ACT)
+    c.model.transformer.halt_exploration_prob = 0.1
+
     c.data = ml_collections.ConfigDict()
     # puzzle: the original HRM on-disk format; synthetic: a generated sorting task; python_corpus: the embedded
     # Python corpus (pretraining); mbpp: MBPP instruction examples (fine-tuning).
@@ -110,7 +157,18 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.corpus_validation_fraction = 0.01  # when the corpus is built here
     c.data.corpus_stdlib_subdirs = ()  # when the corpus is built here: only these stdlib packages (() = all roots)
     c.data.packing = "first_fit"  # or "concat_then_split"
+    # code_corpus (six languages, configs/pretrain_code.py): sampling weight per language (0 = left out), and the
+    # caps of a corpus built here (per language; 0 = none), its Python part from corpus_stdlib_subdirs
+    c.data.language_weights = ml_collections.ConfigDict(
+        {"cpp": 1.0, "go": 1.0, "java": 1.0, "javascript": 1.0, "python": 1.0, "rust": 1.0})
+    c.data.corpus_max_files_per_language = 1500
+    c.data.corpus_max_bytes_per_language = 12 << 20
+    c.data.corpus_max_file_bytes = 500_000
     c.data.data_dir = ""  # folder holding mbpp/mbpp.jsonl ("" = $HRM_JAX_DATA_DIR, else download)
+    # edit_sft / edit_actions (configs/edit_*.py): the codemod dataset folder (input_pipeline.build_codemods);
+    # "" = <workdir>/codemods, built there from these stdlib packages (() = the whole standard library)
+    c.data.edits_path = ""
+    c.data.edits_stdlib_subdirs = ()
     c.data.generate = ""  # puzzle: "sudoku" or "maze" generates the dataset (into data.path or the workdir)
     c.data.generate_num_train = 1000
     c.data.generate_num_test = 1000
@@ -197,7 +255,35 @@ def _require(cond: bool, field: str, message: str) -> None:
         raise ConfigError(f"config.{field}: {message}")
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
+def used_nodes(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The `model.<family>` nodes the chosen family reads: its own, and for the transformer the node of the
+    family it is sized against."""
+    family = config.model.family
+    return (family, size_reference_name(config)) if family == "transformer" else (family,)
+
+
+def ignored_settings(config: ml_collections.ConfigDict, overrides=()) -> list[tuple[str, str]]:
+    """(field, why) for each setting the chosen family would ignore: a shared field it does not use set away
+    from its default, or an `overrides` entry (dotted names set on the command line, `model.trm.L_cycles`)
+    in another family's node. A config file may prepare other families' nodes (that is how
+    `--config.model.family=X` switches); the command line setting an unused node is a mistake."""
+    family, code = config.model.family, config.data.kind in CODE_DATA_KINDS
+    found = []
+    if config.model.loss_type and (family == "hrm_text" or (family == "transformer" and code)):
+        found.append(("model.loss_type", f"{config.model.loss_type!r} is ignored by model.family={family!r} (a "
+                      "causal LM trained with softmax cross-entropy): leave it '' (the default)"))
+    used = used_nodes(config)
+    for name in overrides:
+        parts = str(name).split(".")
+        if len(parts) > 2 and parts[0] == "model" and parts[1] in FAMILIES and parts[1] not in used:
+            found.append((name, f"set, but model.family={family!r} does not read model.{parts[1]} (it reads "
+                          + " and ".join(f"model.{n}" for n in used) + ")"))
+    return found
+
+
+def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
+    """Check every value; `overrides` (the dotted names set on the command line) also refuses a command-line
+    setting of a node the chosen family ignores."""
     _require(config.mode in MODES, "mode", f"{config.mode!r} is not one of {MODES}")
     _require(config.model.family in FAMILIES, "model.family",
              f"{config.model.family!r} is not one of {FAMILIES} (an unknown model family)")
@@ -207,6 +293,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     code = config.data.kind in CODE_DATA_KINDS
     _require(code or config.model.family in PUZZLE_FAMILIES, "model.family",
              f"{config.model.family!r} is a language model: it needs code data (data.kind in {CODE_DATA_KINDS})")
+    _require(config.model.loss_type in LOSS_TYPES, "model.loss_type",
+             f"unknown loss {config.model.loss_type!r} (one of {LOSS_TYPES})")
+    for field, why in ignored_settings(config, overrides):
+        raise ConfigError(f"config.{field}: {why}")
     if config.model.family == "trm":
         t = config.model.trm
         _require(not (t.mlp_t and t.pos_encodings == "rope"), "model.trm.pos_encodings",
@@ -216,12 +306,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
                  "must be 0 for code data (there are no puzzle identifiers)")
         _require(not (code and not t.causal), "model.trm.causal", "code data trains a causal LM: set it True")
         _require(not (t.causal and t.mlp_t), "model.trm.mlp_t", "mixes every position: it cannot be causal")
-    _require(not (code and config.model.family == "hrm" and config.model.puzzle_emb_ndim),
-             "model.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
-    _require(not (code and config.model.family == "hrm" and not config.model.causal), "model.causal",
-             "code data trains a causal LM: set model.causal=True")
-    _require(not config.model.causal_act_halting or (config.model.family == "hrm" and config.model.causal),
-             "model.causal_act_halting", "applies only to the causal HRM (model.family='hrm', model.causal=True)")
+    h = config.model.hrm
+    _require(not (code and config.model.family == "hrm" and h.puzzle_emb_ndim),
+             "model.hrm.puzzle_emb_ndim", "must be 0 for code data (there are no puzzle identifiers)")
+    _require(not (code and config.model.family == "hrm" and not h.causal), "model.hrm.causal",
+             "code data trains a causal LM: set model.hrm.causal=True")
+    _require(not h.causal_act_halting or (config.model.family == "hrm" and h.causal),
+             "model.hrm.causal_act_halting",
+             "applies only to the causal HRM (model.family='hrm', model.hrm.causal=True)")
     _require(config.eval.benchmark in ("", "mbpp", "humaneval"), "eval.benchmark",
              f"{config.eval.benchmark!r} is not '', 'mbpp' or 'humaneval'")
     _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")
@@ -238,18 +330,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         _require(settings.is_plain or (not code and config.model.family in ("hrm", "trm")), "eval.test_time",
                  "test-time settings apply to puzzle HRM / TRM runs (model.family 'hrm' or 'trm', data.kind "
                  "'puzzle')")
-    _require(config.model.hrm_text_init in ("authors", "transformers"), "model.hrm_text_init",
-             f"{config.model.hrm_text_init!r} is not 'authors' or 'transformers'")
+    _require(config.model.hrm_text.init in ("authors", "transformers"), "model.hrm_text.init",
+             f"{config.model.hrm_text.init!r} is not 'authors' or 'transformers'")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
     _require(config.train.steps > 0, "train.steps", "must be positive")
     _require(0.0 <= config.optim.ema_decay < 1.0, "optim.ema_decay", "must be in [0, 1)")
     _require(config.train.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0")
     _require(config.train.keep_latest >= 1, "train.keep_latest", "must be >= 1")
-    _require(config.model.loss_type in ("stablemax_cross_entropy", "softmax_cross_entropy"), "model.loss_type",
-             f"unknown loss {config.model.loss_type!r}")
-    _require(config.model.family != "hrm_text" or config.model.loss_type == "softmax_cross_entropy",
-             "model.loss_type", f"{config.model.loss_type!r} is ignored by model.family='hrm_text' (a causal LM "
-             "trained with softmax cross-entropy): set 'softmax_cross_entropy'")
     _require(config.model.attention_impl in ("", "xla", "cudnn"), "model.attention_impl",
              f"{config.model.attention_impl!r} is not '', 'xla' or 'cudnn'")
     _require(len(tuple(config.mesh.shape)) == 3, "mesh.shape", "needs 3 entries (data, fsdp, tensor)")
@@ -274,30 +361,48 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.model: {e}") from None
 
 
+def loss_type(config: ml_collections.ConfigDict) -> str:
+    """The ACT loss head's loss: `model.loss_type`, "" = stablemax on puzzles (the original), softmax on code."""
+    if config.model.loss_type:
+        return config.model.loss_type
+    return "softmax_cross_entropy" if config.data.kind in CODE_DATA_KINDS else "stablemax_cross_entropy"
+
+
 def hrm_config(config: ml_collections.ConfigDict, data_meta: dict) -> HRMConfig:
-    """The model config from the run config plus the dataset's vocab_size / seq_len / num_puzzle_identifiers."""
-    fields = {f.name for f in dataclasses.fields(HRMConfig)}
-    values = {k: v for k, v in config.model.items() if k in fields}
-    values["attention_impl"] = values.get("attention_impl") or None
-    values.update(vocab_size=int(data_meta["vocab_size"]), seq_len=int(data_meta["seq_len"]),
-                  num_puzzle_identifiers=int(data_meta["num_puzzle_identifiers"]))
-    return HRMConfig(**values)
+    """The HRM config from `model.hrm`, the shared dtype / attention fields, and the dataset's vocab_size /
+    seq_len / num_puzzle_identifiers."""
+    h, m = config.model.hrm, config.model
+    return HRMConfig(
+        vocab_size=int(data_meta["vocab_size"]), seq_len=int(data_meta["seq_len"]),
+        puzzle_emb_ndim=h.puzzle_emb_ndim, num_puzzle_identifiers=int(data_meta["num_puzzle_identifiers"]),
+        H_cycles=h.H_cycles, L_cycles=h.L_cycles, H_layers=h.H_layers, L_layers=h.L_layers,
+        hidden_size=h.hidden_size, expansion=h.expansion, num_heads=h.num_heads, pos_encodings=h.pos_encodings,
+        rms_norm_eps=h.rms_norm_eps, rope_theta=h.rope_theta, halt_max_steps=h.halt_max_steps,
+        halt_exploration_prob=h.halt_exploration_prob, forward_dtype=m.forward_dtype, causal=h.causal,
+        attention_impl=m.attention_impl or None, generation_segments=h.generation_segments)
 
 
 def trm_config(config: ml_collections.ConfigDict, data_meta: dict) -> TRMConfig:
-    """The TRM config from `model.trm`, the shared `model.forward_dtype` / `model.attention_impl`, and the dataset's
-    vocab_size / seq_len / num_puzzle_identifiers."""
-    t = config.model.trm
-    return TRMConfig(**{k: t[k] for k in TRM_FIELDS}, forward_dtype=config.model.forward_dtype,
-                     attention_impl=config.model.attention_impl or None, vocab_size=int(data_meta["vocab_size"]),
-                     seq_len=int(data_meta["seq_len"]),
-                     num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)))
+    """The TRM config from `model.trm`, the shared dtype / attention fields, and the dataset's vocab_size /
+    seq_len / num_puzzle_identifiers."""
+    t, m = config.model.trm, config.model
+    return TRMConfig(
+        H_cycles=t.H_cycles, L_cycles=t.L_cycles, L_layers=t.L_layers, hidden_size=t.hidden_size,
+        expansion=t.expansion, num_heads=t.num_heads, pos_encodings=t.pos_encodings,
+        puzzle_emb_ndim=t.puzzle_emb_ndim, puzzle_emb_len=t.puzzle_emb_len, mlp_t=t.mlp_t,
+        no_ACT_continue=t.no_ACT_continue, halt_max_steps=t.halt_max_steps,
+        halt_exploration_prob=t.halt_exploration_prob, rms_norm_eps=t.rms_norm_eps, rope_theta=t.rope_theta,
+        causal=t.causal, generation_segments=t.generation_segments, forward_dtype=m.forward_dtype,
+        attention_impl=m.attention_impl or None, vocab_size=int(data_meta["vocab_size"]),
+        seq_len=int(data_meta["seq_len"]), num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)))
 
 
 def hrm_text_config(config: ml_collections.ConfigDict, data_meta: dict) -> HrmTextConfig:
-    """The HRM-Text config: the preset, the config's overrides, and the tokenizer's vocabulary and special ids."""
-    base = hrm_text_preset(config.model.hrm_text_preset)
-    changes = {k: v for k, v in config.model.hrm_text.items() if v is not None}
+    """The HRM-Text config: `model.hrm_text.preset`, the node's overrides, and the tokenizer's vocabulary and
+    special ids."""
+    node = config.model.hrm_text
+    base = hrm_text_preset(node.preset)
+    changes = {key: node[key] for key, _ in HRM_TEXT_OVERRIDES if node[key] is not None}
     if "L_bp_cycles" in changes:
         changes["L_bp_cycles"] = tuple(int(x) for x in changes["L_bp_cycles"])
     changes["vocab_size"] = int(data_meta["vocab_size"])
@@ -324,18 +429,25 @@ def _hrm_text_reference(config: ml_collections.ConfigDict, data_meta: dict) -> S
 SIZE_REFERENCES = {"hrm": _hrm_reference, "hrm_text": _hrm_text_reference}
 
 
-def transformer_reference(config: ml_collections.ConfigDict, data_meta: dict) -> SizeReference:
+def size_reference_name(config: ml_collections.ConfigDict) -> str:
+    """The family the transformer is sized against: `model.transformer.reference`, auto = hrm_text on code."""
     name = config.model.transformer.reference
     if name == "auto":
-        name = "hrm_text" if config.data.kind in CODE_DATA_KINDS else "hrm"
+        return "hrm_text" if config.data.kind in CODE_DATA_KINDS else "hrm"
+    return name
+
+
+def transformer_reference(config: ml_collections.ConfigDict, data_meta: dict) -> SizeReference:
+    name = size_reference_name(config)
     if name not in SIZE_REFERENCES:
         raise ValueError(f"model.transformer.reference {name!r} is not one of {sorted(SIZE_REFERENCES)}")
     return SIZE_REFERENCES[name](config, data_meta)
 
 
 def transformer_config(config: ml_collections.ConfigDict, data_meta: dict) -> tuple[TransformerConfig, SizeReference]:
-    """The baseline's config and its reference: width from `model.transformer` (0 = the reference's), the shared
-    model fields, the data's vocabulary / length / ids, and the layer count sized to the reference unless set."""
+    """The baseline's config and its reference: `model.transformer` (width 0 = the reference's), the shared
+    dtype / attention fields, the data's vocabulary / length / ids, and the layer count sized to the reference
+    unless set."""
     t, m = config.model.transformer, config.model
     ref = transformer_reference(config, data_meta)
     causal = config.data.kind in CODE_DATA_KINDS
@@ -351,10 +463,10 @@ def transformer_config(config: ml_collections.ConfigDict, data_meta: dict) -> tu
         vocab_size=int(data_meta["vocab_size"]), seq_len=seq_len, num_layers=t.num_layers or 1, hidden_size=hidden,
         num_heads=heads, head_dim=head_dim, intermediate_size=inter, causal=causal,
         pre_norm=t.norm == "pre" or (t.norm == "auto" and causal),
-        puzzle_emb_ndim=0 if causal else m.puzzle_emb_ndim,
-        num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)), pos_encodings=m.pos_encodings,
-        rms_norm_eps=m.rms_norm_eps, rope_theta=m.rope_theta, halt_max_steps=t.halt_max_steps,
-        halt_exploration_prob=m.halt_exploration_prob, forward_dtype=m.forward_dtype,
+        puzzle_emb_ndim=0 if causal else t.puzzle_emb_ndim,
+        num_puzzle_identifiers=int(data_meta.get("num_puzzle_identifiers", 1)), pos_encodings=t.pos_encodings,
+        rms_norm_eps=t.rms_norm_eps, rope_theta=t.rope_theta, halt_max_steps=t.halt_max_steps,
+        halt_exploration_prob=t.halt_exploration_prob, forward_dtype=m.forward_dtype,
         attention_impl=m.attention_impl or None, max_position_embeddings=max(2048, seq_len),
         pad_token_id=data_meta.get("pad_token_id"), bos_token_id=data_meta.get("bos_token_id"),
         eos_token_id=data_meta.get("eos_token_id"))

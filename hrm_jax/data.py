@@ -4,10 +4,12 @@ Iterators are grain `DatasetIterator`s, so their position is checkpointed with t
 Kinds:
   * `puzzle`: the original HRM on-disk format (`input_pipeline.puzzle_pipeline`);
   * `python_corpus` / `mbpp`: packed code batches (`input_pipeline.lm_pipeline`) tokenized by the run's tokenizer;
+  * `code_corpus`: the six-language corpus (`input_pipeline.code_corpus`), languages mixed by `data.language_weights`;
   * `synthetic`: a sorting task generated from the example index (no files; tests and smoke runs).
 Code kinds prepare what is missing in a single-process run: the tokenizer (`<workdir>/tokenizer/code.model`,
-trained on the interpreter's standard library) and the corpus (`<workdir>/python_corpus`). Multi-host runs must
-be given both (`data.tokenizer`, `data.path`), built beforehand with the input_pipeline CLIs.
+trained on the interpreter's standard library) and the corpus (`<workdir>/python_corpus`); for `code_corpus` the
+corpus (`<workdir>/code_corpus`, capped by `data.corpus_max_*`) first, then the tokenizer trained on it. Multi-host
+runs must be given both (`data.tokenizer`, `data.path`), built beforehand with the input_pipeline CLIs.
 """
 
 from __future__ import annotations
@@ -142,19 +144,86 @@ def ensure_corpus(config: ml_collections.ConfigDict, workdir: str, tokenizer, pr
     return path
 
 
+def ensure_codemods(config: ml_collections.ConfigDict, workdir: str, process_count: int = 1,
+                    prepare: bool = True) -> str:
+    """The codemod dataset folder: `data.edits_path`, or <workdir>/codemods built from the standard library
+    (`data.edits_stdlib_subdirs`) when missing and `prepare`."""
+    from input_pipeline import build_codemods  # noqa: PLC0415
+    from input_pipeline.codemods.records import METADATA  # noqa: PLC0415
+
+    path = config.data.edits_path or os.path.join(workdir, "codemods")
+    if os.path.exists(os.path.join(path, METADATA)):
+        return path
+    if config.data.edits_path or process_count > 1 or not prepare:
+        raise FileNotFoundError(f"config.data.edits_path: no codemod dataset at {path}; build it with "
+                                "`python -m input_pipeline.build_codemods --out DIR`")
+    logging.info("building the codemod dataset -> %s", path)
+    meta = build_codemods.build(path, tuple(config.data.edits_stdlib_subdirs))
+    logging.info("codemods: %s", meta["stats"]["per_split"])
+    return path
+
+
+def ensure_code_corpus(config: ml_collections.ConfigDict, workdir: str, process_count: int,
+                       prepare: bool = True) -> str:
+    """The six-language corpus folder and, when `data.tokenizer` is empty, its tokenizer
+    (<workdir>/tokenizer/code.model, trained on the corpus); built when missing and `prepare`."""
+    from input_pipeline import code_corpus  # noqa: PLC0415
+    from input_pipeline.decontamination import load_code_benchmark_index  # noqa: PLC0415
+
+    d = config.data
+    path = d.path or os.path.join(workdir, "code_corpus")
+    tok_path = tokenizer_path(config, workdir)
+    have_corpus = os.path.exists(os.path.join(path, code_corpus.CODE_MANIFEST))
+    if have_corpus and os.path.exists(tok_path):
+        return path
+    if (not have_corpus and d.path) or process_count > 1 or not prepare:
+        raise FileNotFoundError(f"config.data.path: no code corpus (or tokenizer {tok_path}) at {path}; build them "
+                                "with `python -m input_pipeline.build_code_corpus --out DIR`")
+    if not have_corpus:
+        languages = tuple(lang for lang, w in d.language_weights.items() if w > 0)
+        settings = code_corpus.CodeCorpusSettings(
+            languages=languages, max_files_per_language=d.corpus_max_files_per_language,
+            max_bytes_per_language=d.corpus_max_bytes_per_language, max_file_bytes=d.corpus_max_file_bytes,
+            validation_fraction=d.corpus_validation_fraction, python_stdlib_subdirs=tuple(d.corpus_stdlib_subdirs))
+        logging.info("building the code corpus (%s) -> %s", ", ".join(languages), path)
+        code_corpus.build_code_corpus(path, benchmark_index=load_code_benchmark_index(d.data_dir or None),
+                                      settings=settings, workers=os.cpu_count() or 1, overwrite=True,
+                                      log=logging.info)
+    if not os.path.exists(tok_path):
+        if d.tokenizer:
+            raise FileNotFoundError(f"config.data.tokenizer: {tok_path} does not exist")
+        logging.info("training a %d-token tokenizer on the code corpus -> %s", d.tokenizer_vocab_size, tok_path)
+        tokenizer = code_corpus.train_code_tokenizer(path, d.tokenizer_vocab_size, d.tokenizer_sample_files,
+                                                     num_threads=os.cpu_count() or 1)
+        os.makedirs(os.path.dirname(tok_path), exist_ok=True)
+        tokenizer.save(tok_path)
+        manifest = code_corpus.count_tokens(path, tokenizer)
+        logging.info("code corpus:\n%s", code_corpus.format_stats_table(manifest))
+    return path
+
+
 def _code(config: ml_collections.ConfigDict, split: str, process_index: int, process_count: int, workdir: str,
           prepare: bool = True, tokenizer=None):
     from input_pipeline import lm_pipeline  # noqa: PLC0415
 
     d = config.data
+    code_dir = ensure_code_corpus(config, workdir, process_count, prepare) if d.kind == "code_corpus" else None
     tokenizer = tokenizer or ensure_tokenizer(config, workdir, process_count, prepare)
     local = _local_batch_size(d.global_batch_size, process_count)
     common = dict(seq_len=d.seq_len, batch_size=local, seed=config.seed, training=split == "train",
                   process_index=process_index, process_count=process_count, packing=d.packing,
                   num_workers=d.num_workers)
-    if d.kind == "python_corpus":
+    if d.kind == "code_corpus":
+        ds = lm_pipeline.code_mixture_batches(code_dir, tokenizer, d.language_weights.to_dict(), **common)
+    elif d.kind == "python_corpus":
         ds = lm_pipeline.corpus_batches(ensure_corpus(config, workdir, tokenizer, process_count, prepare), tokenizer,
                                         **common)
+    elif d.kind in ("edit_sft", "edit_actions"):
+        from input_pipeline.codemods.records import read_split  # noqa: PLC0415
+
+        records = read_split(ensure_codemods(config, workdir, process_count, prepare),
+                             "train" if split == "train" else "validation")
+        ds = lm_pipeline.edit_batches(records, tokenizer, d.kind, **common)
     else:
         ds = lm_pipeline.mbpp_batches(tokenizer, data_dir=d.data_dir or None, **common)
     spec = DataSpec(vocab_size=tokenizer.vocab_size, seq_len=d.seq_len, pad_token_id=tokenizer.pad_id,
@@ -220,6 +289,6 @@ def build(config: ml_collections.ConfigDict, split: str, process_index: int = 0,
         return _synthetic(config, split, process_index, process_count)
     if kind == "puzzle":
         return _puzzle(config, split, process_index, process_count, workdir, prepare)
-    if kind in ("python_corpus", "mbpp"):
+    if kind in ("python_corpus", "code_corpus", "mbpp", "edit_sft", "edit_actions"):
         return _code(config, split, process_index, process_count, workdir, prepare, tokenizer)
     raise ValueError(f"config.data.kind: unknown {kind!r}")

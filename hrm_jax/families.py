@@ -5,7 +5,7 @@ questions. Families:
   * `hrm`: the original HRM with ACT (one segment per train step, the carry in the train state). Puzzle batches
     (inputs, labels, puzzle_identifiers) as the original; code batches (inputs, targets, segment_ids, positions,
     loss_mask) train it as a causal LM with next-token labels, each example for exactly the generation segment
-    count (ACT halting only with `model.causal_act_halting`, which is not causal).
+    count (ACT halting only with `model.hrm.causal_act_halting`, which is not causal).
   * `hrm_text`: HRM-Text (transformers' hrm_text), a causal LM without ACT; code batches only.
   * `trm`: TRM (TinyRecursiveModels), the HRM family's batches, carry, ACT step and losses with TRM's model and
     halting (q_halt > 0, no second forward); causal on code batches.
@@ -55,9 +55,13 @@ PUZZLE_KEYS = ("inputs", "labels", "puzzle_identifiers")
 CODE_KEYS = ("inputs", "targets", "segment_ids", "positions", "loss_mask")
 
 
+# Per-token float inputs of a loss (the SRL trainer's GRPO batch, hrm_jax/srl.py); every other key is int32.
+FLOAT_KEYS = ("advantages", "old_logprobs", "ref_logprobs")
+
+
 def example_batch(keys: tuple[str, ...], global_batch: int, seq_len: int) -> dict[str, jax.ShapeDtypeStruct]:
     return {k: jax.ShapeDtypeStruct((global_batch,) if k == "puzzle_identifiers" else (global_batch, seq_len),
-                                    jnp.int32) for k in keys}
+                                    jnp.float32 if k in FLOAT_KEYS else jnp.int32) for k in keys}
 
 
 def _token_metrics(logits, labels):
@@ -74,8 +78,8 @@ class HRMFamily:
     loss_type: str
     code: bool  # batches are packed code (CODE_KEYS) rather than puzzles (PUZZLE_KEYS)
     eval_adaptive: bool = False
-    # Causal models train with ACT halting only when asked (config.model.causal_act_halting): the Q head reads the
-    # last position, so halting (and the carry reset) would depend on later tokens -- not causal.
+    # Causal models train with ACT halting only when asked (config.model.hrm.causal_act_halting): the Q head reads
+    # the last position, so halting (and the carry reset) would depend on later tokens -- not causal.
     causal_act_halting: bool = False
     # Test-time compute for puzzle evaluation (hrm_jax.test_time; config.eval.test_time): None = the plain eval.
     test_time: test_time_lib.TestTimeSettings | None = None
@@ -222,7 +226,7 @@ class HrmTextFamily:
     dtype: Any = jnp.float32
     init: str = "authors"
     attention_impl: str | None = None
-    remat: bool = False  # per-block rematerialization (config.model.remat)
+    remat: bool = False  # per-block rematerialization (config.model.hrm_text.remat)
     chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits
 
     name = "hrm_text"
@@ -339,24 +343,25 @@ def with_test_time(family, settings: test_time_lib.TestTimeSettings | None):
 
 
 def build_family(config: ml_collections.ConfigDict, data_meta: dict):
+    """The chosen family from its `model.<family>` node and the shared `model.*` fields."""
     code = config.data.kind in config_lib.CODE_DATA_KINDS
     if config.model.family not in config_lib.FAMILIES:
         raise ValueError(f"config.model.family: {config.model.family!r} is not one of {config_lib.FAMILIES}")
+    loss_type = config_lib.loss_type(config)
     if config.model.family == "transformer":
         model_config, reference = config_lib.transformer_config(config, data_meta)
         by = None if config.model.transformer.num_layers else config.model.transformer.size_by
         description = sizing.describe(model_config, reference, by)
         logging.info("%s", description)
-        return TransformerFamily(model_config, config.model.loss_type, eval_adaptive=config.eval.adaptive,
+        return TransformerFamily(model_config, loss_type, eval_adaptive=config.eval.adaptive,
                                  description=description)
     if config.model.family == "hrm":
-        return HRMFamily(config_lib.hrm_config(config, data_meta), config.model.loss_type, code=code,
-                         eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.causal_act_halting,
+        return HRMFamily(config_lib.hrm_config(config, data_meta), loss_type, code=code,
+                         eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.hrm.causal_act_halting,
                          test_time=_test_time(config, code))
     if config.model.family == "trm":
-        return TRMFamily(config_lib.trm_config(config, data_meta), config.model.loss_type, code=code,
+        return TRMFamily(config_lib.trm_config(config, data_meta), loss_type, code=code,
                          eval_adaptive=config.eval.adaptive, test_time=_test_time(config, code))
+    node = config.model.hrm_text
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
-                         init=config.model.hrm_text_init, attention_impl=config.model.attention_impl or None,
-                         remat=bool(config.model.remat))
-
+                         init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat))

@@ -1,6 +1,6 @@
 """Entry point: `python -m hrm_jax.main --config=configs/X.py[:variant] --workdir=DIR [--config.a.b=v ...]`.
 
-The mode is a config field: `--config.mode=train|eval|export|recipe` (eval also runs `config.eval.benchmark`
+The mode is a config field: `--config.mode=train|eval|export|recipe|srl` (eval also runs `config.eval.benchmark`
 through the sandbox for code runs; export writes `config.export.format`; recipe runs a config's stages,
 `hrm_jax.recipe`). Multi-host: `--config.distributed.enabled=True` calls `jax.distributed.initialize`
 (auto-detected on SLURM and TPU pods; else coordinator address, process count and id from the config or the
@@ -26,12 +26,14 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def run(config, workdir: str) -> None:
+def run(config, workdir: str, overrides=()) -> None:
+    """Run `config.mode`; `overrides` are the dotted field names set on the command line (validate refuses
+    those of a family node the chosen family ignores)."""
     import jax  # noqa: PLC0415 (after absl parsed flags; distributed init must precede any other jax call)
 
     from hrm_jax import config as config_lib, distributed  # noqa: PLC0415
 
-    config_lib.validate(config)
+    config_lib.validate(config, overrides)
     distributed.maybe_initialize(config.distributed)
     if config.train.compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", os.path.expanduser(config.train.compilation_cache_dir))
@@ -48,6 +50,10 @@ def run(config, workdir: str) -> None:
         from hrm_jax import train  # noqa: PLC0415
 
         train.train_and_evaluate(config, workdir)
+    elif config.mode == "srl":  # configs/edit_srl.py: reward-driven updates from a Stage 1 checkpoint
+        from hrm_jax import srl  # noqa: PLC0415
+
+        srl.train_srl(config, workdir)
     elif config.mode == "eval":  # one restore (weights only) for the loss / accuracy and the benchmark
         from hrm_jax import evaluation, restore  # noqa: PLC0415
 
@@ -69,7 +75,7 @@ def main(argv):
     from hrm_jax.preemption import Preempted  # noqa: PLC0415
 
     try:
-        run(_CONFIG.value, _WORKDIR.value)
+        run(_CONFIG.value, _WORKDIR.value, tuple(config_flags.get_override_values(flags.FLAGS["config"])))
     except Preempted as e:
         runtime.exit_stopped(str(e))
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@
   summed gradient, decoupled weight decay, applied ONLY to the rows present in the batch.
 * `cosine_schedule_with_warmup`: the original's `cosine_schedule_with_warmup_lr_lambda`.
 * `ema_update`: TRM's parameter EMA (`models/ema.py` EMAHelper.update), applied after every step.
+* `from_config`: the run's optimisers, built from its `optim` config node (the one place that reads it).
 
 Step counting as the original: its `train_state.step` is incremented before use, so the first update uses t = 1.
 optax counts from 0, so the schedules here take optax's `count` and evaluate the original at t = count + 1.
@@ -120,3 +121,23 @@ def ema_update(ema_params, params, decay: float):
     """TRM's EMAHelper.update: shadow <- (1 - mu) * param + mu * shadow, every step, no bias correction (the
     shadow starts as a copy of the initial parameters). Only trainable parameters: the puzzle table is not EMA'd."""
     return jax.tree.map(lambda e, p: (1.0 - decay) * p + decay * e, ema_params, params)
+
+
+class Optimisers(NamedTuple):
+    """What the train step applies: `tx` to every nn.Param, `puzzle_tx` to the puzzle table; `schedule` is the
+    parameters' learning rate (logged)."""
+
+    tx: optax.GradientTransformation
+    puzzle_tx: optax.GradientTransformationExtraArgs
+    schedule: Schedule
+
+
+def from_config(node, total_steps: int) -> Optimisers:
+    """The optimisers of the `optim` config node (lr, lr_min_ratio, lr_warmup_steps, beta1, beta2, weight_decay,
+    puzzle_emb_lr, puzzle_emb_weight_decay, grad_clip_norm; 0 = no clipping) over `total_steps` steps."""
+    schedule = cosine_schedule_with_warmup(node.lr, node.lr_warmup_steps, total_steps, node.lr_min_ratio)
+    adam = adam_atan2(schedule, node.beta1, node.beta2, node.weight_decay)
+    tx = optax.chain(optax.clip_by_global_norm(node.grad_clip_norm), adam) if node.grad_clip_norm > 0 else adam
+    puzzle_schedule = cosine_schedule_with_warmup(node.puzzle_emb_lr, node.lr_warmup_steps, total_steps,
+                                                  node.lr_min_ratio)
+    return Optimisers(tx, sparse_sign_sgd(puzzle_schedule, node.puzzle_emb_weight_decay), schedule)

@@ -40,13 +40,37 @@ class Restored(NamedTuple):
 
 # Top-level nodes the recipe config (configs/mbpp.py) adds for its stage runner (hrm_jax/recipe.py); a stored
 # config may carry them, and loading the model ignores them.
-RECIPE_NODES = ("recipe", "pretrain")
+RECIPE_NODES = ("recipe", "pretrain", "srl")
+
+
+def migrate_flat_model(stored: dict) -> dict:
+    """A stored config of the flat `model.*` layout (checkpoints written before `model.hrm` / `model.hrm_text`)
+    in today's layout, the same model: HRM's fields move to `model.hrm` (the transformer's shared ones are
+    copied to `model.transformer`), `hrm_text_preset` / `hrm_text_init` / `remat` to `model.hrm_text`, and a
+    loss the family ignored (HRM-Text, the causal transformer) becomes "". Other configs are returned as is."""
+    model = stored.get("model")
+    if not isinstance(model, dict) or "hrm_text_preset" not in model:
+        return stored
+    model = dict(model)
+    hrm = {k: model.pop(k) for k in config_lib.FLAT_HRM_FIELDS if k in model}
+    hrm_text = dict(model.pop("hrm_text", None) or {})
+    hrm_text.update({new: model.pop(old) for old, new in config_lib.FLAT_HRM_TEXT_FIELDS.items() if old in model})
+    transformer = dict(model.pop("transformer", None) or {})
+    transformer.update({k: hrm[k] for k in config_lib.FLAT_TRANSFORMER_FIELDS if k in hrm})
+    code = (stored.get("data") or {}).get("kind") in config_lib.CODE_DATA_KINDS
+    if model.get("family") == "hrm_text" or (model.get("family") == "transformer" and code):
+        model["loss_type"] = ""
+    model.update(hrm=hrm, hrm_text=hrm_text, transformer=transformer)
+    logging.info("the checkpoint's config has the flat model.* layout: read as model.hrm / model.hrm_text")
+    return dict(stored, model=model)
 
 
 def config_from_dict(stored: dict, base: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
-    """A checkpoint's stored config (JSON) as a ConfigDict of this code's schema; a key this schema lacks is an
-    error naming it (the checkpoint predates or postdates a config change)."""
+    """A checkpoint's stored config (JSON) as a ConfigDict of this code's schema (a flat-layout one migrated,
+    `migrate_flat_model`); a key this schema lacks is an error naming it (the checkpoint predates or postdates a
+    config change)."""
     config = base if base is not None else config_lib.base_config()
+    stored = migrate_flat_model(stored)
 
     def fill(node: ml_collections.ConfigDict, values: dict, prefix: str) -> None:
         for key, value in values.items():
@@ -131,16 +155,23 @@ def load_for_inference(path: str, config: ml_collections.ConfigDict | None = Non
         manager.close()
 
 
+def _model_fingerprint(fingerprint: dict) -> dict:
+    """What must match between a checkpoint and the model its stored config rebuilds: the family and its model
+    config, less the runtime fields the caller may change (the attention implementation)."""
+    model = {k: v for k, v in (fingerprint.get("model") or {}).items() if k not in RUNTIME_MODEL_FIELDS}
+    return {"model_family": fingerprint.get("model_family"), "model": model}
+
+
 def _from_checkpoint(manager, step: int, workdir: str, caller, mesh) -> Restored:
     meta = manager.read_meta(step)
-    if "config" not in meta or "data" not in meta:
-        raise ckpt_lib.DamagedCheckpointError(step, os.path.join(manager.step_dir(step), "meta", "metadata"),
-                                              "no stored config / data spec")
+    if "config" not in meta or "data" not in meta:  # readable, but written before checkpoints stored them
+        raise ckpt_lib.IncompatibleCheckpointError(
+            f"checkpoint {manager.step_dir(step)} stores no config / data spec (written by an older version): "
+            "its model cannot be rebuilt for inference")
     config = _with_runtime(config_from_dict(meta["config"]), caller)
     family = families.build_family(config, meta["data"])
     rebuilt = ckpt_lib.run_fingerprint(config, family, meta["data"])
-    diffs = ckpt_lib.diff({k: meta.get(k) for k in ("model_family", "model")},
-                          {k: rebuilt[k] for k in ("model_family", "model")})
+    diffs = ckpt_lib.diff(_model_fingerprint(meta), _model_fingerprint(rebuilt))
     if diffs:
         raise ckpt_lib.IncompatibleCheckpointError(
             f"checkpoint {manager.step_dir(step)}: its stored config no longer builds the model it holds:\n  "

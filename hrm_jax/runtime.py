@@ -103,8 +103,11 @@ def _config_override_error(exc: BaseException, argv: list[str]) -> str | None:
     for arg in argv[1:]:
         name = arg.split("=", 1)[0].lstrip("-")
         if "." in name and name.split(".")[-1] == key.group(1):
-            guess = re.search(r'Did you mean "([^"]+)"', text)
+            from hrm_jax.config import moved_field  # noqa: PLC0415 (only on this error)
+
+            guess, moved = re.search(r'Did you mean "([^"]+)"', text), moved_field(name.removeprefix("config."))
             hint = f" (did you mean --{name.rsplit('.', 1)[0]}.{guess.group(1)}?)" if guess else ""
+            hint = f" (it moved: --config.{moved})" if moved else hint
             return f"--{name}: no such config field{hint}"
     return None
 

@@ -89,7 +89,7 @@ def check_fits(memory: StepMemory, limit: int | None, source: str) -> str:
             f"train step memory: {need / GIB:.2f} GiB per device (device memory unknown)")
     if limit and need > limit:
         raise StepMemoryError(f"{line}: does not fit; lower data.global_batch_size or data.seq_len, or set "
-                              "model.remat=True (HRM-Text), or use more devices")
+                              "model.hrm_text.remat=True (HRM-Text), or use more devices")
     return line
 
 

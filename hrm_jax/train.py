@@ -65,14 +65,7 @@ class Trainer:
         self.global_batch = cfg.data.global_batch_size
         abstract_model = nnx.eval_shape(lambda: self.family.build(nnx.Rngs(0)))
         self.graphdef, params, table, buffers = nnx.split(abstract_model, nnx.Param, PuzzleEmbedding, ...)
-        self.schedule = optim.cosine_schedule_with_warmup(cfg.optim.lr, cfg.optim.lr_warmup_steps, cfg.train.steps,
-                                                          cfg.optim.lr_min_ratio)
-        adam = optim.adam_atan2(self.schedule, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay)
-        self.tx = (optax.chain(optax.clip_by_global_norm(cfg.optim.grad_clip_norm), adam)
-                   if cfg.optim.grad_clip_norm > 0 else adam)
-        puzzle_schedule = optim.cosine_schedule_with_warmup(cfg.optim.puzzle_emb_lr, cfg.optim.lr_warmup_steps,
-                                                            cfg.train.steps, cfg.optim.lr_min_ratio)
-        self.puzzle_tx = optim.sparse_sign_sgd(puzzle_schedule, cfg.optim.puzzle_emb_weight_decay)
+        self.tx, self.puzzle_tx, self.schedule = optim.from_config(cfg.optim, cfg.train.steps)
 
         self.example_batch = families.example_batch(self.family.batch_keys, self.global_batch, self.seq_len)
         self.abstract_state = jax.eval_shape(self._init, jax.random.key_data(jax.random.key(0)))

@@ -128,12 +128,12 @@ def license_of(metadata) -> str:
     return UNKNOWN_LICENSE
 
 
-_BENCHMARK_NAME = re.compile(r"humaneval|evalplus|mbpp")
+_BENCHMARK_NAME = re.compile(r"humaneval|evalplus|mbpp|exercism|polyglotbenchmark")
 
 
 def is_benchmark_path(rel_path: str) -> bool:
-    """True if any folder or file name on the path names an evaluation benchmark (human_eval, evalplus,
-    anything like mbpp or humaneval; case, '-' and '_' ignored)."""
+    """True if any folder or file name on the path names an evaluation benchmark or its source (human_eval,
+    evalplus, anything like mbpp, humaneval, exercism or polyglot-benchmark; case, '-' and '_' ignored)."""
     for part in rel_path.split("/"):
         name = part[:-3] if part.endswith(".py") else part
         if _BENCHMARK_NAME.search(re.sub(r"[-_.]", "", name.lower())):

@@ -6,11 +6,21 @@ challenge_test_list) and HumanEval's 164 problems (prompt, canonical_solution, t
 least one indexed 13-gram with a benchmark is contaminated. Two exclusions keep the rule from firing on
 generic data: n-grams without a single letter (number lists such as `[0, 1, 2, 3], ...` or the primes in a
 test) are not indexed, and a field shorter than 13 tokens contributes nothing (too short to be distinctive).
+
+The code corpus (`load_code_benchmark_index`) adds every Aider Polyglot exercise (<data_dir>/polyglot: 225
+exercises in six languages), each task "polyglot/<language>/<exercise>" indexed over all of its UTF-8 files
+(instructions, stubs, tests, the .meta reference solution and config, the bundled Catch header) except its
+LICENSE file (the MIT licence text, which would mark every MIT-licensed file) and binary files (gradle-wrapper.jar).
+An n-gram found in more than `POLYGLOT_MAX_TASKS_PER_NGRAM` (5) tasks is not indexed: it is the benchmark's
+boilerplate, not an exercise (Go's `for i := 0; i < b.N; i++ { for _, test := range` benchmark loop, in many Go
+exercises, would otherwise remove most Go test files with a benchmark; the Catch header bundled with every C++
+exercise likewise). Rarer idioms still match: the index errs on the side of removing a file.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -57,8 +67,9 @@ def text_ngrams(text: str, n: int, *, require_letter: bool = False) -> np.ndarra
 
 
 def build_benchmark_index(task_texts: Iterable[tuple[str, Sequence[str]]],
-                          n: int = DEFAULT_NGRAM) -> BenchmarkIndex:
-    """Index of (task name, its texts) pairs."""
+                          n: int = DEFAULT_NGRAM, max_tasks_per_ngram: int = 0) -> BenchmarkIndex:
+    """Index of (task name, its texts) pairs; with `max_tasks_per_ngram`, an n-gram found in more tasks than that
+    is boilerplate of the benchmark (a test-harness idiom, a bundled header) and is not indexed."""
     tasks: list[str] = []
     all_hashes, all_owners = [], []
     for task, texts in task_texts:
@@ -74,7 +85,13 @@ def build_benchmark_index(task_texts: Iterable[tuple[str, Sequence[str]]],
     order = np.lexsort((owners, hashes))
     hashes, owners = hashes[order], owners[order]
     first = np.concatenate([[True], hashes[1:] != hashes[:-1]]) if len(hashes) else np.zeros(0, bool)
-    return BenchmarkIndex(n, hashes[first], owners[first], tuple(tasks))
+    keep = first
+    if max_tasks_per_ngram and len(hashes):
+        new_pair = first | np.concatenate([[True], owners[1:] != owners[:-1]])
+        group = np.cumsum(first) - 1
+        tasks_per_hash = np.bincount(group, weights=new_pair)
+        keep = first & (tasks_per_hash[group] <= max_tasks_per_ngram)
+    return BenchmarkIndex(n, hashes[keep], owners[keep], tuple(tasks))
 
 
 def mbpp_task_texts(records: Iterable[dict]) -> Iterable[tuple[str, list[str]]]:
@@ -96,3 +113,53 @@ def load_benchmark_index(data_dir: str | os.PathLike | None = None,
     mbpp = read_mbpp_file(mbpp_path("full", data_dir), "full")
     humaneval = load_humaneval()
     return build_benchmark_index(list(mbpp_task_texts(mbpp)) + list(humaneval_task_texts(humaneval)), n)
+
+
+POLYGLOT_DIR = "polyglot"
+POLYGLOT_MAX_TASKS_PER_NGRAM = 5
+_POLYGLOT_SKIPPED_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
+
+
+def polyglot_exercise_dirs(polyglot_root: str | os.PathLike) -> list[tuple[str, pathlib.Path]]:
+    """("polyglot/<language>/<exercise>", folder) of every exercise under <root>/<language>/exercises/practice."""
+    root = pathlib.Path(polyglot_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"polyglot benchmark folder not found: {root} (expected <data_dir>/polyglot)")
+    out = []
+    for lang_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        practice = lang_dir / "exercises" / "practice"
+        if practice.is_dir():
+            out += [(f"polyglot/{lang_dir.name}/{d.name}", d) for d in sorted(practice.iterdir()) if d.is_dir()]
+    if not out:
+        raise FileNotFoundError(f"{root}: no <language>/exercises/practice/<exercise> folders")
+    return out
+
+
+def exercise_texts(folder: pathlib.Path) -> list[str]:
+    """The UTF-8 text of every file of one exercise, hidden folders (.meta, .docs) included, LICENSE excluded."""
+    texts = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.name in _POLYGLOT_SKIPPED_NAMES:
+            continue
+        try:
+            texts.append(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError:  # binary (gradle-wrapper.jar)
+            continue
+    return texts
+
+
+def polyglot_task_texts(polyglot_root: str | os.PathLike) -> Iterable[tuple[str, list[str]]]:
+    for task, folder in polyglot_exercise_dirs(polyglot_root):
+        yield task, exercise_texts(folder)
+
+
+def load_code_benchmark_index(data_dir: str | os.PathLike | None = None,
+                              n: int = DEFAULT_NGRAM) -> BenchmarkIndex:
+    """The index over MBPP, HumanEval and every Aider Polyglot exercise (<data_dir>/polyglot)."""
+    mbpp_file = mbpp_path("full", data_dir)
+    mbpp = read_mbpp_file(mbpp_file, "full")
+    humaneval = load_humaneval()
+    polyglot = mbpp_file.parent.parent / POLYGLOT_DIR
+    return build_benchmark_index(list(mbpp_task_texts(mbpp)) + list(humaneval_task_texts(humaneval))
+                                 + list(polyglot_task_texts(polyglot)), n,
+                                 max_tasks_per_ngram=POLYGLOT_MAX_TASKS_PER_NGRAM)

@@ -33,7 +33,7 @@ from absl import flags
 
 from input_pipeline.corpus_records import CorpusDataSource, read_manifest
 from input_pipeline.lm_transforms import (PackedToBatch, PadBatch, SplitLongExample, TokenizeDocument,
-                                          TokenizeMbppExample, ToPlainNumpy)
+                                          TokenizeEditExample, TokenizeMbppExample, ToPlainNumpy, WithLanguage)
 from input_pipeline.mbpp_data import load_mbpp
 from input_pipeline.tokenizer import Tokenizer, verify_fingerprint
 
@@ -65,6 +65,18 @@ def lm_batches(source: Sequence, tokenize: grain.transforms.Map, *, seq_len: int
         ds = ds.seed(seed).shuffle()
         if num_epochs != 1:
             ds = ds.repeat(num_epochs)
+    return _pack_and_batch(ds, tokenize, seq_len=seq_len, batch_size=batch_size, pad_id=pad_id, seed=seed,
+                           training=training, process_index=process_index, process_count=process_count,
+                           packing=packing, num_packing_bins=num_packing_bins, num_workers=num_workers,
+                           read_options=read_options)
+
+
+def _pack_and_batch(ds: grain.MapDataset, tokenize: grain.transforms.Map, *, seq_len: int, batch_size: int,
+                    pad_id: int, seed: int, training: bool, process_index: int, process_count: int, packing: str,
+                    num_packing_bins: int | None, num_workers: int,
+                    read_options: grain.ReadOptions | None) -> grain.IterDataset:
+    """This host's share of `ds` (records, already shuffled and repeated when training), tokenized, packed and
+    batched as the module docstring describes."""
     ds = ds[process_index::process_count]
     it = ds.to_iter_dataset(read_options or DEFAULT_READ_OPTIONS).map(tokenize)
     bins = num_packing_bins or 2 * batch_size
@@ -100,6 +112,59 @@ def corpus_batches(corpus_dir: str | os.PathLike, tokenizer: Tokenizer, *, split
                       source_name=f"{os.fspath(corpus_dir)} split {split!r}", **kwargs)
 
 
+def language_mixture(sources: dict, weights: dict, *, seed: int = 0, training: bool = True) -> grain.MapDataset:
+    """Records of several one-language sources, each tagged with its language ("language" field). Training: each
+    source shuffled (its own seed) and repeated, then mixed by `weights` (`grain.MapDataset.mix`: a deterministic
+    interleaving, so in any window of records each language's share is its weight over the sum, within one record
+    per language); languages of weight 0 are left out. Eval: every source once, in order, one after another."""
+    unknown = sorted(set(weights) - set(sources))
+    if unknown:
+        raise ValueError(f"language weights name {unknown}, which the corpus lacks (it has {sorted(sources)})")
+    bad = {k: w for k, w in weights.items() if not w >= 0}
+    if bad:
+        raise ValueError(f"language weights must be >= 0, got {bad}")
+    chosen = [lang for lang in sources if weights.get(lang, 0) > 0]
+    if not chosen:
+        raise ValueError(f"every language weight is 0 ({dict(weights)}): nothing to train on")
+    parts = []
+    for k, lang in enumerate(chosen):
+        ds = grain.MapDataset.source(sources[lang])
+        if training:
+            ds = ds.seed(seed + 1000 * k).shuffle().repeat()
+        parts.append(ds.map(WithLanguage(lang)))
+    if not training:
+        return grain.MapDataset.concatenate(parts) if len(parts) > 1 else parts[0]
+    return grain.MapDataset.mix(parts, [float(weights[lang]) for lang in chosen]) if len(parts) > 1 else parts[0]
+
+
+def code_mixture_batches(corpus_dir: str | os.PathLike, tokenizer: Tokenizer, weights: dict, *, seq_len: int,
+                         batch_size: int, split: str | None = None, training: bool = True, seed: int = 0,
+                         check_tokenizer: bool = True, process_index: int = 0, process_count: int = 1,
+                         packing: str = "first_fit", num_packing_bins: int | None = None, num_workers: int = 0,
+                         read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
+    """Pretraining batches of the six-language code corpus (`code_corpus`), languages mixed by `weights`
+    ({language: weight}; see `language_mixture`), each document opened by its language tag. Refuses a tokenizer
+    other than the one the code manifest records, unless `check_tokenizer` is False."""
+    from input_pipeline import code_corpus  # noqa: PLC0415
+
+    _check_args(seq_len, batch_size, process_index, process_count, packing, num_workers)
+    split = split or ("train" if training else "validation")
+    manifest = code_corpus.read_code_manifest(corpus_dir)
+    recorded = manifest.get("tokenizer")
+    if check_tokenizer and recorded:
+        verify_fingerprint(tokenizer, recorded["fingerprint"], f"{os.fspath(corpus_dir)}/code_manifest.json")
+    languages = [lang for lang, w in weights.items() if w > 0]
+    sources = {lang: code_corpus.language_source(corpus_dir, lang, split) for lang in languages}
+    sources = {lang: s for lang, s in sources.items() if len(s)}  # a small language may have no validation files
+    if not sources:
+        raise ValueError(f"{os.fspath(corpus_dir)} split {split!r}: no records in the languages {languages}")
+    ds = language_mixture(sources, {lang: weights[lang] for lang in sources}, seed=seed, training=training)
+    return _pack_and_batch(ds, TokenizeDocument(tokenizer), seq_len=seq_len, batch_size=batch_size,
+                           pad_id=tokenizer.pad_id, seed=seed, training=training, process_index=process_index,
+                           process_count=process_count, packing=packing, num_packing_bins=num_packing_bins,
+                           num_workers=num_workers, read_options=read_options)
+
+
 def mbpp_batches(tokenizer: Tokenizer, *, split: str | None = None, data_dir: str | os.PathLike | None = None,
                  training: bool = True, records: Sequence[dict] | None = None, **kwargs) -> grain.IterDataset:
     """Fine-tuning batches of MBPP instruction examples (split: "train" when training, else "validation"), or of
@@ -109,6 +174,18 @@ def mbpp_batches(tokenizer: Tokenizer, *, split: str | None = None, data_dir: st
         records = load_mbpp(split, data_dir=data_dir)
     return lm_batches(list(records), TokenizeMbppExample(tokenizer), pad_id=tokenizer.pad_id, training=training,
                       source_name=f"MBPP split {split!r}", **kwargs)
+
+
+def edit_batches(records: Sequence, tokenizer: Tokenizer, stage: str, *, training: bool = True,
+                 **kwargs) -> grain.IterDataset:
+    """Batches of code-edit examples (`edit_prompts`: stage "edit_sft" targets the post-code, "edit_actions" the
+    action) of the given codemod records; only records whose example fits `seq_len` are used. `kwargs` go to
+    `lm_batches`."""
+    from input_pipeline.edit_prompts import fitting  # noqa: PLC0415
+
+    records = fitting(records, tokenizer, stage, kwargs["seq_len"])
+    return lm_batches(records, TokenizeEditExample(tokenizer, stage), pad_id=tokenizer.pad_id, training=training,
+                      source_name=f"codemods ({stage}, {'train' if training else 'held-out'})", **kwargs)
 
 
 def _check_args(seq_len, batch_size, process_index, process_count, packing, num_workers) -> None:

@@ -11,6 +11,7 @@ import grain
 import grain.experimental
 import numpy as np
 
+from input_pipeline.code_languages import language_tag
 from input_pipeline.prompts import instruction_example
 from input_pipeline.tokenizer import SentencePieceTokenizer, Tokenizer
 
@@ -39,15 +40,27 @@ class TokenizerHandle:
 
 
 class TokenizeDocument(grain.transforms.Map):
-    """Corpus record -> {"inputs": <s> text </s>, "loss_mask": all ones} (int32)."""
+    """Corpus record -> {"inputs": <s> text </s>, "loss_mask": all ones} (int32). A record with a "language"
+    (the code corpus mixture) gets its tag after <s>: <s> <lang:go> text </s>."""
 
     def __init__(self, tokenizer: Tokenizer):
         self._handle = TokenizerHandle(tokenizer)
 
     def map(self, record: dict) -> dict:
         tok = self._handle.get()
-        ids = np.asarray([tok.bos_id] + tok.encode(record["text"]) + [tok.eos_id], np.int32)
+        tag = [tok.special_id(language_tag(record["language"]))] if record.get("language") else []
+        ids = np.asarray([tok.bos_id] + tag + tok.encode(record["text"]) + [tok.eos_id], np.int32)
         return {"inputs": ids, "loss_mask": np.ones_like(ids)}
+
+
+class WithLanguage(grain.transforms.Map):
+    """Adds "language" to a corpus record (the mixture's sources are one language each)."""
+
+    def __init__(self, language: str):
+        self.language = language
+
+    def map(self, record: dict) -> dict:
+        return {**record, "language": self.language}
 
 
 class TokenizeMbppExample(grain.transforms.Map):
@@ -122,3 +135,17 @@ class ToPlainNumpy(grain.transforms.Map):
 
     def map(self, batch: dict[str, Any]) -> dict[str, np.ndarray]:
         return {k: np.array(v) for k, v in batch.items()}
+
+
+class TokenizeEditExample(grain.transforms.Map):
+    """Codemod record -> {"inputs", "loss_mask"} of `edit_prompts.edit_example` for `stage` (mask 1 on the target
+    and </s>)."""
+
+    def __init__(self, tokenizer: Tokenizer, stage: str):
+        self._handle, self._stage = TokenizerHandle(tokenizer), stage
+
+    def map(self, record) -> dict:
+        from input_pipeline.edit_prompts import edit_example  # noqa: PLC0415
+
+        ids, mask = edit_example(record, self._handle.get(), self._stage)
+        return {"inputs": ids, "loss_mask": mask}

@@ -1,14 +1,20 @@
-"""Builds the embedded Python corpus: collect `.py` files, filter them, split them, write ArrayRecord shards.
+"""Builds the embedded Python corpus (and, through `build_corpus(files=...)`, each language of the code corpus,
+`code_corpus`): collect source files, filter them, split them, write ArrayRecord shards.
 
 Rules, applied in this order; each removed file is counted under the first rule that removes it and listed in
 removed.jsonl:
   benchmark_package  a folder or file on its path is named like a benchmark (human_eval, evalplus, *mbpp*,
-                     *humaneval*; `corpus_sources.is_benchmark_path`)
+                     *humaneval*, *exercism*, polyglot-benchmark; `corpus_sources.is_benchmark_path`), or the
+                     text mentions Exercism (exercism-derived exercises and solutions)
+  unlicensed         (only with `allowed_licenses`) the file's licence is not on the allow-list
+                     (`source_licenses.is_allowed_license`; "unknown" never is)
   unreadable         the file cannot be read (permissions, broken link, ...)
   too_large          more than `max_file_bytes` (1,000,000) bytes
   not_utf8           not valid UTF-8
   empty              nothing but whitespace
-  contaminated       shares a 13-gram with MBPP or HumanEval (`decontamination`); checked before deduplication so a
+  minified           (only with `max_line_chars`) a line longer than that: minified or generated code
+  contaminated       shares a 13-gram with a benchmark of the index (MBPP, HumanEval, and for the code corpus every
+                     Aider Polyglot exercise file; `decontamination`); checked before deduplication so a
                      clean near-copy of a contaminated file survives in its place
   exact_duplicate    the same bytes (sha256) as an earlier file
   near_duplicate     MinHash/LSH estimated Jaccard >= 0.85 with an earlier file (`near_duplicates`)
@@ -25,6 +31,7 @@ import json
 import multiprocessing
 import os
 import pathlib
+import re
 import sys
 from typing import Callable, Iterable, Sequence
 
@@ -34,10 +41,12 @@ from input_pipeline.corpus_records import FORMAT_NAME, FORMAT_VERSION, MANIFEST,
 from input_pipeline.corpus_sources import CorpusRoot, SourceFile, find_source_files, is_benchmark_path
 from input_pipeline.decontamination import BenchmarkIndex
 from input_pipeline.near_duplicates import NearDupSettings, minhash_signature, near_duplicate_of
+from input_pipeline.source_licenses import is_allowed_license
 from input_pipeline.tokenizer import SentencePieceTokenizer, Tokenizer
 
-RULES = ("benchmark_package", "unreadable", "too_large", "not_utf8", "empty", "contaminated",
-         "exact_duplicate", "near_duplicate")
+RULES = ("benchmark_package", "unlicensed", "unreadable", "too_large", "not_utf8", "empty", "minified",
+         "contaminated", "exact_duplicate", "near_duplicate")
+_EXERCISM = re.compile(r"exercism", re.I)
 SPLITS = ("train", "validation")
 REMOVED_LOG = "removed.jsonl"
 
@@ -47,11 +56,14 @@ ProgressFn = Callable[[str, int, int], None]
 
 @dataclasses.dataclass(frozen=True)
 class CorpusSettings:
-    """Filtering, splitting and sharding settings of a corpus build."""
+    """Filtering, splitting and sharding settings of a corpus build. `allowed_licenses` None and `max_line_chars`
+    0 switch their rules off (the Python corpus); the code corpus sets both."""
     max_file_bytes: int = 1_000_000
     validation_fraction: float = 0.01
     shard_bytes: int = 64 << 20
     near_dup: NearDupSettings = NearDupSettings()
+    allowed_licenses: tuple[str, ...] | None = None
+    max_line_chars: int = 0
 
     def __post_init__(self):
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -78,6 +90,8 @@ def analyse_file(source: SourceFile, settings: CorpusSettings, index: BenchmarkI
         except OSError:
             size = 0
         return FileAnalysis("benchmark_package", source.package, nbytes=size)
+    if settings.allowed_licenses is not None and not is_allowed_license(source.license, settings.allowed_licenses):
+        return FileAnalysis("unlicensed", source.license, nbytes=_size_or_zero(source))
     try:
         size = source.abs_path.stat().st_size
         if size > settings.max_file_bytes:
@@ -93,11 +107,22 @@ def analyse_file(source: SourceFile, settings: CorpusSettings, index: BenchmarkI
         return FileAnalysis("not_utf8", f"invalid byte at offset {e.start}", nbytes=len(raw))
     if not text.strip():
         return FileAnalysis("empty", nbytes=len(raw))
+    if settings.max_line_chars and max(map(len, text.splitlines())) > settings.max_line_chars:
+        return FileAnalysis("minified", f"a line over {settings.max_line_chars} characters", nbytes=len(raw))
+    if _EXERCISM.search(text):
+        return FileAnalysis("benchmark_package", "mentions Exercism", nbytes=len(raw))
     tasks = index.matching_tasks(text)
     if tasks:
         return FileAnalysis("contaminated", ", ".join(tasks), nbytes=len(raw))
     return FileAnalysis(None, nbytes=len(raw), sha256=hashlib.sha256(raw).hexdigest(),
                         signature=minhash_signature(text, settings.near_dup))
+
+
+def _size_or_zero(source: SourceFile) -> int:
+    try:
+        return source.abs_path.stat().st_size
+    except OSError:
+        return 0
 
 
 def is_validation(sha256_hex: str, fraction: float) -> bool:
@@ -107,14 +132,17 @@ def is_validation(sha256_hex: str, fraction: float) -> bool:
 
 def build_corpus(roots: Sequence[CorpusRoot], out_dir: str | os.PathLike, *, benchmark_index: BenchmarkIndex,
                  settings: CorpusSettings = CorpusSettings(), tokenizer: Tokenizer | None = None,
-                 workers: int = 1, overwrite: bool = False, progress: ProgressFn | None = None) -> dict:
-    """Builds the corpus into `out_dir` (shards, manifest.json, removed.jsonl); returns the manifest."""
+                 workers: int = 1, overwrite: bool = False, progress: ProgressFn | None = None,
+                 files: Sequence[SourceFile] | None = None, extra_manifest: dict | None = None) -> dict:
+    """Builds the corpus into `out_dir` (shards, manifest.json, removed.jsonl); returns the manifest. `files`
+    (in corpus order) replaces collecting the `.py` files of `roots`; `extra_manifest` is merged into the
+    manifest (the code corpus records the language)."""
     out = pathlib.Path(out_dir)
     _prepare_out_dir(out, overwrite)
     progress = progress or (lambda stage, done, total: None)
-    files = find_source_files(roots)
+    files = list(files) if files is not None else find_source_files(roots)
     if not files:
-        raise ValueError(f"no .py files under the corpus roots {[str(r.path) for r in roots]}")
+        raise ValueError(f"no source files under the corpus roots {[str(r.path) for r in roots]}")
 
     analyses = _map(analyse_file, files, (settings, benchmark_index), workers, "scan", progress)
     removed: list[tuple[int, str, str]] = [(i, a.rule, a.detail) for i, a in enumerate(analyses) if a.rule]
@@ -168,6 +196,7 @@ def build_corpus(roots: Sequence[CorpusRoot], out_dir: str | os.PathLike, *, ben
         "tokenizer": (None if tokenizer is None else
                       {"fingerprint": tokenizer.fingerprint(), "vocab_size": tokenizer.vocab_size}),
         "python": sys.version.split()[0],
+        **(extra_manifest or {}),
     }
     write_manifest(out, manifest)
     return manifest

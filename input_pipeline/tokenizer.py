@@ -13,6 +13,8 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 import sentencepiece as spm
 
+from input_pipeline.code_languages import LANGUAGE_TAGS
+
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 # Fixed ids of the control tokens, the same in every model trained by `tokenizer_training`.
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
@@ -25,6 +27,8 @@ PLAN_MARKERS = (
 # Markers are user-defined pieces: always one token, and `decode` writes them back as text.
 MARKERS = TASK_MARKERS + PLAN_MARKERS
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK) + MARKERS
+# Optional special tokens: found when a model was trained with them (the code tokenizer's "<lang:go>", ...).
+OPTIONAL_SPECIAL_TOKENS = LANGUAGE_TAGS
 
 _META_SPACE = "\u2581"  # SentencePiece's stand-in for ' '; a literal one is encoded as its UTF-8 bytes.
 # A probe of the whitespace a code tokenizer must keep; a model that does not round-trip it is refused.
@@ -169,7 +173,7 @@ class SentencePieceTokenizer:
         missing = [name for name, i in found.items() if i < 0]
         if missing:
             raise ValueError(f"{self._source}: model has no {missing} token(s)")
-        for name in MARKERS:
+        for name in MARKERS + OPTIONAL_SPECIAL_TOKENS:
             i = sp.piece_to_id(name)
             if i != sp.unk_id() and sp.id_to_piece(i) == name:
                 found[name] = i

@@ -234,8 +234,8 @@ def test_fixed_segments_rejects_zero():
 def test_causal_act_halting_needs_the_causal_hrm():
     from hrm_jax import config as config_lib  # noqa: PLC0415
     c = config_lib.base_config()
-    c.data.kind, c.model.causal_act_halting = "synthetic", True
-    with pytest.raises(config_lib.ConfigError, match="config.model.causal_act_halting"):
+    c.data.kind, c.model.hrm.causal_act_halting = "synthetic", True
+    with pytest.raises(config_lib.ConfigError, match="config.model.hrm.causal_act_halting"):
         config_lib.validate(c)
-    c.model.causal = True
+    c.model.hrm.causal = True
     config_lib.validate(c)

@@ -97,6 +97,25 @@ def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(trained, tmp_pat
     assert sorted(os.listdir(workdir / "checkpoints")) == before  # nothing moved, nothing saved
 
 
+def test_a_restore_failing_outside_the_files_is_raised_and_nothing_is_moved(trained, tmp_path, monkeypatch):
+    """Out of memory (or any failure that does not point at the step's files) while resuming is not damage: it is
+    raised as it is, and no checkpoint is moved aside or skipped."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    workdir = tmp_path / "run"
+    shutil.copytree(trained, workdir)
+    before = sorted(os.listdir(workdir / "checkpoints"))
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.50GiB")
+
+    monkeypatch.setattr(ocp.CheckpointManager, "restore", out_of_memory)
+    with pytest.raises(RuntimeError, match="^RESOURCE_EXHAUSTED") as e:
+        _train(workdir)
+    assert not isinstance(e.value, (ckpt_lib.DamagedCheckpointError, resume.NoRestorableCheckpointError))
+    assert sorted(os.listdir(workdir / "checkpoints")) == before
+
+
 def test_another_state_layout_is_refused_naming_the_arrays(trained, tmp_path):
     """A code change that alters the state (here: EMA arrays that the checkpoint lacks) is not damage: refused,
     nothing moved."""

@@ -69,11 +69,11 @@ def test_code_batches_train_both_families(tokenizer_file, tmp_path, family):
 
 def test_hrm_text_is_the_default_code_model():
     c = mbpp.get_config("tiny")
-    assert c.model.family == "hrm_text" and c.model.hrm_text_preset == "code-30m"
+    assert c.model.family == "hrm_text" and c.model.hrm_text.preset == "code-30m"
     assert config_lib.hrm_text_config(c, {"vocab_size": 100, "seq_len": 256}).prefix_lm is False
     c.model.family = "hrm"
-    c.model.causal = False
-    with pytest.raises(config_lib.ConfigError, match="model.causal"):
+    c.model.hrm.causal = False
+    with pytest.raises(config_lib.ConfigError, match="config.model.hrm.causal: code data"):
         config_lib.validate(c)
 
 

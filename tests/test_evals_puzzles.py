@@ -19,8 +19,8 @@ def test_adaptive_and_fixed_exact_accuracy_and_segments(tmp_path):
     assert out["step"] == 2
     fixed, adaptive = out["fixed"], out["adaptive"]
     assert fixed["count"] == adaptive["count"] > 0
-    assert fixed["mean_segments"] == c.model.halt_max_steps  # every sample runs all segments
-    assert 1.0 <= adaptive["mean_segments"] <= c.model.halt_max_steps
+    assert fixed["mean_segments"] == c.model.hrm.halt_max_steps  # every sample runs all segments
+    assert 1.0 <= adaptive["mean_segments"] <= c.model.hrm.halt_max_steps
     for m in (fixed, adaptive):
         assert 0.0 <= m["exact_accuracy"] <= m["accuracy"] <= 1.0
     assert "test_time" not in out  # the default eval.test_time is the plain evaluation

@@ -26,8 +26,8 @@ def test_platform_scale_without_jax():
     for variant in mbpp.SCALES:
         c = mbpp.get_config(variant)
         assert c.recipe.scale == variant and variant in c.recipe.scale_reason and c.mode == "recipe"
-    assert mbpp.get_config("gpu").model.hrm_text_preset == "code-30m"
-    assert mbpp.get_config("pod").model.hrm_text_preset == "code-100m"
+    assert mbpp.get_config("gpu").model.hrm_text.preset == "code-30m"
+    assert mbpp.get_config("pod").model.hrm_text.preset == "code-100m"
     with pytest.raises(ValueError, match="unknown variant 'huge'"):
         mbpp.get_config("huge")
 

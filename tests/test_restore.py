@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from hrm_jax import config as config_lib, data as data_lib, evaluation, restore, train
+from hrm_jax import checkpoint as ckpt_lib, config as config_lib, data as data_lib, evaluation, restore, train
 from hrm_jax.export import run as export_run
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -36,7 +36,8 @@ def test_the_checkpoints_model_with_its_ema_weights_on_the_target_mesh(synthetic
     workdir, config, trainer, state = synthetic_run
     restored = restore.load_for_inference(str(workdir))  # no config: everything from the checkpoint
     assert restored.family == trainer.family and restored.step == 3 and restored.tokenizer is None
-    assert restored.config.optim.ema_decay == 0.5 and restored.config.model.hidden_size == config.model.hidden_size
+    assert restored.config.optim.ema_decay == 0.5
+    assert restored.config.model.hrm.hidden_size == config.model.hrm.hidden_size
     want = jax.tree.leaves(nnx.state(trainer.model(state), nnx.Param))
     got = jax.tree.leaves(nnx.state(restored.model, nnx.Param))
     for a, b in zip(got, want, strict=True):
@@ -66,6 +67,46 @@ def test_nothing_after_the_checkpoint_imports_the_trainer():
             elif isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names}
         assert not {"hrm_jax.train", "hrm_jax.resume"} & imported, module
+
+
+def _copy(synthetic_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(synthetic_run[0], workdir)
+    return workdir
+
+
+def test_eval_of_a_step_that_fails_for_another_reason_is_not_called_damaged(synthetic_run, tmp_path, monkeypatch):
+    """--config.mode=eval: a restore failing for a reason outside the files (here out of memory) is raised as it
+    is, not labelled damaged (nor another step tried); a checkpoint without a stored config is a mismatch."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    workdir = _copy(synthetic_run, tmp_path)
+    caller = config_lib.base_config()
+    caller.mode = "eval"
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.50GiB")
+
+    with monkeypatch.context() as m:
+        m.setattr(ocp.CheckpointManager, "restore", out_of_memory)
+        with pytest.raises(RuntimeError, match="^RESOURCE_EXHAUSTED: Out of memory") as e:
+            restore.load_for_inference(str(workdir), caller)
+    assert not isinstance(e.value, ckpt_lib.DamagedCheckpointError)
+    meta_file = workdir / "checkpoints" / "3" / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "config"}))
+    with pytest.raises(ckpt_lib.IncompatibleCheckpointError, match="stores no config / data spec") as e:
+        restore.load_for_inference(str(workdir), caller)
+    assert "\n" not in str(e.value) and "damaged" not in str(e.value)
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["3"]  # nothing moved or renamed
+
+
+def test_eval_may_choose_another_attention_implementation(synthetic_run):
+    """The attention implementation is a runtime field: not a mismatch with the checkpoint's model."""
+    caller = config_lib.base_config()
+    caller.model.attention_impl = "xla"
+    restored = restore.load_for_inference(str(synthetic_run[0]), caller)
+    assert restored.family.model_config.attention_impl == "xla" and restored.step == 3
 
 
 def test_a_missing_checkpoint_is_named(tmp_path):

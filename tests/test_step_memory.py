@@ -82,7 +82,7 @@ def test_check_fits_names_the_fields_to_lower():
     with pytest.raises(step_memory.StepMemoryError) as e:
         step_memory.check_fits(mem, 24 * 2**30, "host RAM")
     msg = str(e.value)
-    assert "\n" not in msg and all(f in msg for f in ("data.global_batch_size", "data.seq_len", "model.remat"))
+    assert "\n" not in msg and all(f in msg for f in ("data.global_batch_size", "data.seq_len", "model.hrm_text.remat"))
 
 
 def test_cpu_memory_flags_keep_an_explicit_choice():

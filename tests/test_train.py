@@ -57,7 +57,7 @@ def _losses(config, mesh_shape, steps=3, devices=None):
 
 @pytest.fixture(scope="module")
 def single_device_run():
-    config = tiny_config(**{"model.halt_exploration_prob": 0.3})
+    config = tiny_config(**{"model.hrm.halt_exploration_prob": 0.3})
     return config, _losses(config, (1, 1, 1), devices=jax.devices()[:1])
 
 
@@ -107,7 +107,7 @@ def test_config_validation_names_the_field():
     with pytest.raises(config_lib.ConfigError, match="config.data.kind"):
         config_lib.validate(c)
     c = tiny_config()
-    c.model.num_heads = 3
+    c.model.hrm.num_heads = 3
     with pytest.raises(config_lib.ConfigError, match="config.model.*divisible"):
         config_lib.validate(c)
 
@@ -178,7 +178,7 @@ def test_kill_9_then_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_pat
 def test_foreign_checkpoint_is_refused_and_a_damaged_latest_falls_back(tmp_path):
     rc, out = _main(tmp_path, "--config.train.steps=4", "--config.train.checkpoint_every=2")
     assert rc == 0, out[-3000:]
-    rc, out = _main(tmp_path, "--config.train.steps=4", "--config.model.hidden_size=64")
+    rc, out = _main(tmp_path, "--config.train.steps=4", "--config.model.hrm.hidden_size=64")
     assert rc != 0 and "IncompatibleCheckpointError" in out and "model.hidden_size: checkpoint 32 vs this run 64" in out
     # Damage the latest checkpoint's array data: the run warns and resumes from step 2 instead.
     for f in (tmp_path / "checkpoints" / "4" / "state").rglob("*"):
@@ -209,8 +209,8 @@ def test_eval_mode_and_unknown_override(tmp_path):
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["step"] == 2 and 0 <= result["eval/accuracy"] <= 1
     assert json.loads((tmp_path / "config.json").read_text())["train"]["steps"] == 2
-    rc, out = _main(tmp_path, "--config.model.hiden_size=4")
-    assert rc != 0 and "hiden_size" in out
+    rc, out = _main(tmp_path, "--config.model.hrm.hiden_size=4")
+    assert rc != 0 and "--config.model.hrm.hiden_size: no such config field" in out and "model.hrm.hidden_size?" in out
 
 
 def _free_port():

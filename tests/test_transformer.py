@@ -58,7 +58,7 @@ def test_hrm_param_formula_counts_the_built_model():
     for variant in ("default", "tiny"):
         for pos in ("rope", "learned"):
             c = sudoku.get_config(variant)
-            c.model.pos_encodings = pos
+            c.model.hrm.pos_encodings = pos
             hrm_cfg = config_lib.hrm_config(c, SUDOKU_META)
             assert sizing.hrm_num_params(hrm_cfg) == _abstract_param_count(HRM, hrm_cfg)
     assert sizing.hrm_num_params(config_lib.hrm_config(sudoku.get_config(), SUDOKU_META)) == 27_275_266
@@ -317,7 +317,7 @@ def _synthetic_config(**overrides):
     c = synthetic.get_config("tiny")
     c.model.family = "transformer"
     c.model.transformer.halt_max_steps = 2  # ACT on, so the carry and exploration draws are exercised
-    c.model.halt_exploration_prob = 0.5
+    c.model.transformer.halt_exploration_prob = 0.5
     for key, value in overrides.items():
         node = c
         *parents, leaf = key.split(".")

@@ -344,7 +344,8 @@ def _isolate_filesystem(config: dict, layers: list[str], is_root: bool) -> None:
         try:
             os.mkdir(root, 0o755)
             minimal_root.enter(root, binds=binds, hidden=hidden, packages=list(config["package_dirs"]),
-                               workdir=config["workdir"], workdir_bytes=config["workdir_bytes"], uid=uid, gid=gid)
+                               workdir=config["workdir"], workdir_bytes=config["workdir_bytes"], uid=uid, gid=gid,
+                               toolchains=list(config["toolchain_dirs"]))
             layers += ["minimal-root", "tmpfs"]
             return
         except OSError:
@@ -354,7 +355,8 @@ def _isolate_filesystem(config: dict, layers: list[str], is_root: bool) -> None:
                 pass
     steps = [
         ("tmpfs", lambda: namespaces.mount_tmpfs(config["workdir"], config["workdir_bytes"], uid, gid) or True),
-        ("python-exposed", lambda: is_root and namespaces.expose_to(_python_dirs(), uid, gid)),
+        ("python-exposed", lambda: is_root and namespaces.expose_to(
+            _python_dirs() + [os.path.realpath(d) for d in config["toolchain_dirs"]], uid, gid)),
         ("sealed-tmp", lambda: namespaces.seal_shared_dirs(keep=[os.path.realpath(config["workdir"])])),
     ]
     for layer, step in steps:

@@ -89,11 +89,23 @@ def supported() -> bool:
     return platform.machine() in _PIVOT_ROOT
 
 
+def _bind_toolchain(path: str, root: str) -> None:
+    """`path` read-only at its own name; a symlink (e.g. /bin -> usr/bin) is recreated, its target bound."""
+    if os.path.islink(path):
+        link = _inside(root, path)
+        if not os.path.lexists(link):
+            _mkdirs(os.path.dirname(link))
+            os.symlink(os.readlink(path), link)
+        path = os.path.realpath(path)
+    if os.path.exists(path):
+        _bind(path, root)
+
+
 def enter(root: str, *, binds: list[str], hidden: list[str], packages: list[str], workdir: str,
-          workdir_bytes: int, uid: int, gid: int) -> None:
+          workdir_bytes: int, uid: int, gid: int, toolchains: list[str] = ()) -> None:
     """Build the root at `root` (an empty directory), then make it `/` for this process and its children.
 
-    `binds` are bound read-only at their own paths, `hidden` paths inside them are covered, then the
+    `binds` and `toolchains` are bound read-only at their own paths, `hidden` paths inside them are covered, then the
     `packages` (package directories or module files) are bound read-only into the covered place; the work dir
     becomes a private tmpfs owned by uid:gid. Raises OSError on any failure before the pivot (the caller's
     namespace is then left with a half-built tree under `root`, which it can simply not use).
@@ -111,6 +123,8 @@ def enter(root: str, *, binds: list[str], hidden: list[str], packages: list[str]
             _bind(path, root)
     for path in binds:
         _bind(path, root)
+    for path in toolchains:
+        _bind_toolchain(path, root)
     covers = [c for c in (_cover(root, path) for path in hidden) if c]
     for path in packages:
         _bind(path, root)

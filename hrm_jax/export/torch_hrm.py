@@ -26,7 +26,7 @@ def original_config(config: HRMConfig, batch_size: int) -> dict:
     """The original's config dict for `config` (our extra fields, e.g. `causal`, have no counterpart there)."""
     if config.causal:
         raise ValueError("a causal (code) HRM has no counterpart in the original sapientinc/HRM code; only "
-                         "puzzle HRMs (model.causal=False) export to its format")
+                         "puzzle HRMs (model.hrm.causal=False) export to its format")
     values = {k: getattr(config, k) for k in ORIGINAL_FIELDS if k != "batch_size"}
     return {"batch_size": int(batch_size), **values}
 

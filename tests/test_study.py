@@ -1,0 +1,99 @@
+"""The study runner end to end on its toy suite (2 families x 1 Sudoku task, seconds of training per run): an
+interrupted run resumes from its checkpoint, a rerun skips finished runs, and RESULTS.md / the figures are written
+from the runs' own files (a number changed in a metrics file changes the page)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from benchmarks import study, study_report  # noqa: E402
+
+
+def _records(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _final_eval(path):
+    return [r for r in _records(path) if "eval/exact_accuracy" in r][-1]
+
+
+def test_plan_gives_every_family_the_reference_budget(tmp_path):
+    for run in study.suite_runs("cpu", "sudoku_easy--*--s0"):
+        p = study.plan(str(tmp_path), run)
+        ref = study.plan(str(tmp_path), study.Run(run.task, run.task.reference, run.seed))
+        assert p["budget_flops"] == ref["train_flops"] == run.task.budget_steps * ref["flops_per_step"]
+        assert abs(p["train_flops"] - p["budget_flops"]) <= p["flops_per_step"] / 2  # the nearest step count
+        assert f"--config.train.steps={p['steps']}" in p["command"]
+    assert [r.name for r in study.suite_runs("toy", "*hrm*,*tf_params*")] == [
+        "toy_sudoku--hrm--s0", "toy_sudoku--tf_params--s0"]
+    with pytest.raises(SystemExit, match="no run of suite"):
+        study.main(["--suite=toy", f"--out={tmp_path}", "--only=nothing*"])
+
+
+def test_toy_study_resumes_skips_and_reports_from_the_run_files(tmp_path, capsys):
+    out = str(tmp_path / "study")
+    runs = study.suite_runs("toy")
+    hrm = next(r for r in runs if r.family == "hrm")
+    p = study.plan(out, hrm)
+    workdir = p["workdir"]
+    # An interrupted run: the HRM run's own command stopped half-way, with a checkpoint there.
+    half = p["steps"] // 2
+    subprocess.run(p["command"] + [f"--config.train.steps={half}"], cwd=REPO, check=True, capture_output=True)
+    assert study.latest_checkpoint(workdir) == half
+
+    assert study.main(["--suite=toy", f"--out={out}"]) == 0
+    assert f"resume at step {half} of {p['steps']}" in pathlib.Path(workdir, "console.txt").read_text()
+    steps = [r["step"] for r in _records(os.path.join(workdir, "metrics.jsonl")) if "train/loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == p["steps"]  # each step logged once, to the end
+    for run in runs:
+        state = json.loads(pathlib.Path(study.run_dir(out, run), "study.json").read_text())
+        assert all(s["done"] for s in state["stages"].values())
+
+    # A rerun skips both runs: nothing is trained or evaluated again.
+    capsys.readouterr()
+    before = {run.name: pathlib.Path(study.run_dir(out, run), "study.json").read_text() for run in runs}
+    assert study.main(["--suite=toy", f"--out={out}"]) == 0
+    assert capsys.readouterr().out.count("finished before, skipped") == len(runs)
+    assert before == {run.name: pathlib.Path(study.run_dir(out, run), "study.json").read_text() for run in runs}
+
+    # The page and figures come from the run folders: the final numbers are the metrics files' own ...
+    results = pathlib.Path(out, "RESULTS.md").read_text()
+    for run in runs:
+        final = _final_eval(os.path.join(study.run_dir(out, run), "metrics.jsonl"))
+        row = next(line for line in results.splitlines() if f"`{run.name}`" in line and line.startswith("| toy"))
+        assert f"| {final['eval/exact_accuracy']:.4f} | {final['eval/accuracy']:.4f} |" in row
+    state = json.loads(pathlib.Path(workdir, "study.json").read_text())
+    fixed = state["evals"]["halting"]["fixed"]
+    assert f"{fixed['exact_accuracy']:.4f} | {fixed['accuracy']:.4f} | {fixed['mean_segments']:.2f}" in results
+    one_x = state["evals"]["depth"]["rows"][0]
+    assert one_x["segments"] == fixed["mean_segments"] and one_x["accuracy"] == pytest.approx(fixed["accuracy"])
+    assert "python -m hrm_jax.main --config=configs/sudoku.py:tiny" in results and "commit `" in results
+    figures = {f: pathlib.Path(out, "figures", f).read_bytes() for f in ("curves_toy_sudoku.png", "depth.png",
+                                                                         "final.png")}
+    assert all(data.startswith(b"\x89PNG") for data in figures.values())
+
+    # ... so a changed metrics file changes the page and the figures (--report-only reads, never trains).
+    metrics = os.path.join(study.run_dir(out, runs[1]), "metrics.jsonl")
+    records = _records(metrics)
+    last = max(i for i, r in enumerate(records) if "eval/exact_accuracy" in r)
+    records[last]["eval/accuracy"] = 0.123456
+    records[last]["eval/exact_accuracy"] = 0.5
+    pathlib.Path(metrics).write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert study.main(["--suite=toy", f"--out={out}", "--report-only"]) == 0
+    assert "| 0.5000 | 0.1235 |" in pathlib.Path(out, "RESULTS.md").read_text()
+    for name in ("curves_toy_sudoku.png", "final.png"):
+        assert pathlib.Path(out, "figures", name).read_bytes() != figures[name]
+    assert study_report.final_eval(study_report.collect(out, runs[1:])[0])["eval/exact_accuracy"] == 0.5
+
+
+def test_bits_per_byte_is_the_loss_in_bits_times_the_splits_tokens_per_byte():
+    manifest = {"splits": {"validation": {"tokens": 1000, "bytes": 3000}}}
+    assert study_report.bits_per_byte(2.0, manifest) == pytest.approx(2.0 / 0.6931471805599453 / 3.0)
+    assert study_report.bits_per_byte(2.0, {}) is None and study_report.bits_per_byte(None, manifest) is None
