@@ -97,7 +97,7 @@ def parse_files(exercise: Exercise, generated: str) -> dict:
             files.setdefault(by_name[name], body + "\n")
         else:
             unnamed.append(body + "\n")
-    if not files and len(exercise.solution) == 1:
+    if not files and len(exercise.solution) == 1 and (unnamed or text.strip()):
         files[exercise.solution[0]] = unnamed[0] if unnamed else text
     return files
 
@@ -122,7 +122,8 @@ def _judge(exercise: Exercise, answer: dict) -> tuple[Verdict, bool, str]:
         feedback = files_feedback(syntax, FEEDBACK_CHARS)
     else:
         feedback = verdict.message
-    return verdict, syntax is not None and syntax.ok, feedback
+    # An answer that wrote no solution file leaves the stubs in place: they may parse, but the model wrote nothing.
+    return verdict, bool(answer) and syntax is not None and syntax.ok, feedback
 
 
 def _record(answer: dict, verdict: Verdict, syntax_ok: bool, attempt: int, settings: PolyglotSettings) -> dict:
@@ -141,6 +142,7 @@ def summarize(exercises: Sequence[Exercise], store: SampleStore, tries: int, ski
             row[f"pass@{k}"] = sum(any(r["status"] == "passed" for r in h if r["try"] <= k) for h in histories) / n \
                 if n else 0.0
         row["syntax_valid_rate"] = sum(r["syntax_ok"] for r in flat) / len(flat) if flat else 0.0
+        row["answered_rate"] = sum(bool(r["files"]) for r in flat) / len(flat) if flat else 0.0  # wrote a file
         row["status_counts"] = dict(collections.Counter(r["status"] for r in flat))
         return row
 

@@ -226,6 +226,17 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.adaptive = False  # False: the original's fixed halt_max_steps segments
+    # Test-time compute for puzzle evaluation of HRM / TRM (hrm_jax/test_time.py); the defaults are the plain eval.
+    c.eval.test_time = ml_collections.ConfigDict()
+    c.eval.test_time.segments = 0  # absolute segment budget; 0 = segments_multiple x halt_max_steps
+    c.eval.test_time.segments_multiple = 1
+    c.eval.test_time.noise_scale = 0.0  # std of Gaussian noise on z_H / z_L
+    c.eval.test_time.noise_per = "step"  # step: after every module call; segment: on the carry before each segment
+    c.eval.test_time.trajectories = 1  # K trajectories per puzzle, batched on device
+    c.eval.test_time.selection = "q_halt"  # q_halt | majority | oracle (an upper bound that reads the labels)
+    c.eval.test_time.seed = 0
+    # Causal HRM / TRM generation: segments per generated token at decode time (0 = the trained count).
+    c.eval.generation_segments = 0
     # --config.mode=eval on code runs also runs a benchmark through the sandbox (evals/): "" = none.
     c.eval.benchmark = ""  # "mbpp" (split eval.split) or "humaneval"
     c.eval.split = "test"
@@ -314,6 +325,19 @@ def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
     _require(config.eval.benchmark in ("", "mbpp", "humaneval"), "eval.benchmark",
              f"{config.eval.benchmark!r} is not '', 'mbpp' or 'humaneval'")
     _require(not config.eval.benchmark or code, "eval.benchmark", "benchmarks need a code model (code data.kind)")
+    decode_segments = config.eval.get("generation_segments", 0)
+    _require(decode_segments >= 0, "eval.generation_segments", "must be >= 0 (0 = as trained)")
+    _require(not decode_segments or (code and config.model.family in ("hrm", "trm")), "eval.generation_segments",
+             "applies to causal HRM / TRM code runs (model.family 'hrm' or 'trm')")
+    if "test_time" in config.eval:
+        from hrm_jax import test_time  # noqa: PLC0415
+        try:
+            settings = test_time.from_config(config.eval.test_time)
+        except ValueError as e:
+            raise ConfigError(f"config.eval.{e}") from None
+        _require(settings.is_plain or (not code and config.model.family in ("hrm", "trm")), "eval.test_time",
+                 "test-time settings apply to puzzle HRM / TRM runs (model.family 'hrm' or 'trm', data.kind "
+                 "'puzzle')")
     _require(config.model.hrm_text.init in ("authors", "transformers"), "model.hrm_text.init",
              f"{config.model.hrm_text.init!r} is not 'authors' or 'transformers'")
     _require(0.0 <= config.model.hrm_text.bp_warmup_ratio <= 1.0, "model.hrm_text.bp_warmup_ratio",

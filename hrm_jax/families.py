@@ -25,7 +25,7 @@ from flax import nnx
 
 from absl import logging
 
-from hrm_jax import config as config_lib, losses, sizing
+from hrm_jax import config as config_lib, losses, sizing, test_time as test_time_lib
 from hrm_jax.model import act
 from hrm_jax.model.hrm import HRM, HRMConfig
 from hrm_jax.model.hrm_text import HrmText, HrmTextConfig, bp_warmup_depth, num_params as hrm_text_num_params
@@ -82,6 +82,8 @@ class HRMFamily:
     # Causal models train with ACT halting only when asked (config.model.hrm.causal_act_halting): the Q head reads
     # the last position, so halting (and the carry reset) would depend on later tokens -- not causal.
     causal_act_halting: bool = False
+    # Test-time compute for puzzle evaluation (hrm_jax.test_time; config.eval.test_time): None = the plain eval.
+    test_time: test_time_lib.TestTimeSettings | None = None
 
     name = "hrm"
 
@@ -136,6 +138,12 @@ class HRMFamily:
 
     def eval_metrics(self, model: HRM, batch) -> dict[str, jax.Array]:
         data = self.model_batch(batch)
+        if self.test_time is not None:
+            if self.code:
+                raise ValueError("test-time settings (eval.test_time) apply to puzzle evaluation; causal code models "
+                                 "take model.generation_segments at decode time")
+            return test_time_lib.metrics(model, data, self.test_time, adaptive=self.eval_adaptive,
+                                         loss_type=self.loss_type)
         outputs, steps = act.act_infer(model, data, adaptive=self.eval_adaptive, max_steps=self.fixed_train_segments)
         _, m = losses.act_loss(outputs, data["labels"], jnp.ones(steps.shape, bool), steps, self.loss_type)
         out = {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
@@ -151,6 +159,14 @@ class HRMFamily:
         if self.fixed_train_segments is not None:  # no second forward for a Q target
             mc = mc.replace(halt_max_steps=1)
         return hrm_train_flops(mc, 1) / mc.total_len
+
+    def segment_flops_per_token(self) -> float:
+        """Forward FLOPs of one inference segment per token: every L and H call, lm_head and q_head."""
+        from hrm_jax.metrics import hrm_block_flops_per_token  # noqa: PLC0415
+        mc = self.model_config
+        block = hrm_block_flops_per_token(mc)
+        calls = mc.H_cycles * mc.L_cycles * mc.L_layers + mc.H_cycles * mc.H_layers
+        return calls * block + 2 * mc.hidden_size * (mc.vocab_size + 2)
 
 
 def prompt_token_types(batch) -> jax.Array:
@@ -213,6 +229,12 @@ class TRMFamily(HRMFamily):
 
     def flops_per_token(self) -> float:
         return trm.train_flops(self.model_config, 1) / self.model_config.total_len
+
+    def segment_flops_per_token(self) -> float:
+        """Forward FLOPs of one inference segment per token: T x (n + 1) network applications, lm_head, q_head."""
+        mc = self.model_config
+        net = mc.L_layers * trm.block_flops_per_token(mc)
+        return mc.H_cycles * (mc.L_cycles + 1) * net + 2 * mc.hidden_size * (mc.vocab_size + 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,6 +367,21 @@ class TransformerFamily:
         return 3.0 * forward + second
 
 
+def _test_time(config: ml_collections.ConfigDict, code: bool) -> test_time_lib.TestTimeSettings | None:
+    """config.eval.test_time as settings for puzzle runs; None when it asks for the plain evaluation."""
+    if code or "test_time" not in config.eval:
+        return None
+    settings = test_time_lib.from_config(config.eval.test_time)
+    return None if settings.is_plain else settings
+
+
+def with_test_time(family, settings: test_time_lib.TestTimeSettings | None):
+    """The family evaluating with test-time `settings` (a recursive puzzle family only)."""
+    if not hasattr(family, "test_time") or getattr(family, "code", True):
+        raise ValueError(f"test-time settings need a recursive puzzle family (hrm, trm), got {family.name!r}")
+    return dataclasses.replace(family, test_time=settings)
+
+
 def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     """The chosen family from its `model.<family>` node and the shared `model.*` fields."""
     code = config.data.kind in config_lib.CODE_DATA_KINDS
@@ -360,10 +397,11 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
                                  description=description)
     if config.model.family == "hrm":
         return HRMFamily(config_lib.hrm_config(config, data_meta), loss_type, code=code,
-                         eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.hrm.causal_act_halting)
+                         eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.hrm.causal_act_halting,
+                         test_time=_test_time(config, code))
     if config.model.family == "trm":
         return TRMFamily(config_lib.trm_config(config, data_meta), loss_type, code=code,
-                         eval_adaptive=config.eval.adaptive)
+                         eval_adaptive=config.eval.adaptive, test_time=_test_time(config, code))
     node = config.model.hrm_text
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat),

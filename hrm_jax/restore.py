@@ -187,6 +187,9 @@ def _from_checkpoint(manager, step: int, workdir: str, caller, mesh) -> Restored
     restored = manager.restore_arrays(step, {weights: target(params), "puzzle_emb": target(table),
                                              "buffers": target(buffers)})
     model = nnx.merge(graphdef, restored[weights], restored["puzzle_emb"], restored["buffers"])
+    if config.eval.get("generation_segments", 0):  # decode-time depth of a causal HRM / TRM (test-time compute)
+        from hrm_jax import test_time  # noqa: PLC0415
+        model = test_time.with_generation_segments(model, config.eval.generation_segments)
     tokenizer = load_tokenizer_for(config, workdir, meta["data"])
     logging.info("loaded %s for inference from %s (step %d, %s weights)", family.name, manager.step_dir(step),
                  step, "EMA" if meta.get("ema") else "trained")

@@ -228,6 +228,9 @@ def build(config: ml_collections.ConfigDict, workdir: str, records=None, reward_
     from input_pipeline.codemods.records import read_split  # noqa: PLC0415
 
     s = config.srl
+    if jax.process_count() > 1:  # each host would sample and reward the whole global batch
+        raise NotImplementedError(f"--config.mode=srl runs on one process (this run has {jax.process_count()}); "
+                                  "multi-host rollouts are not implemented yet")
     if config.data.global_batch_size != s.prompts_per_step * s.group_size:
         raise ValueError(f"config.data.global_batch_size must be srl.prompts_per_step x srl.group_size = "
                          f"{s.prompts_per_step * s.group_size}, got {config.data.global_batch_size}")

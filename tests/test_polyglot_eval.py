@@ -73,6 +73,17 @@ def test_two_tries_feedback_summary_and_resume(tmp_path):
     assert len(model.seen) == seen  # resumed: nothing generated again
 
 
+def test_an_answer_with_no_files_is_not_counted_syntax_valid(tmp_path):
+    """The stubs stay when the model writes nothing; they may parse, but that is not the model's syntax."""
+    python_only = [e for e in EXERCISES if e.language == "python"]
+    assert polyglot.parse_files(python_only[0], "  \n") == {}
+    summary = polyglot.evaluate(python_only, lambda prompts, n, temperature, seed: [[""] for _ in prompts], tmp_path)
+    row = summary["languages"]["python"]
+    assert row["answered_rate"] == 0.0 and row["syntax_valid_rate"] == 0.0 and row["pass@2"] == 0.0, row
+    lines = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert lines and all(r["files"] == {} and r["syntax_ok"] is False for r in lines)
+
+
 def test_a_missing_toolchain_skips_its_language(tmp_path, monkeypatch):
     monkeypatch.setattr(tc, "available", lambda language: "go: `go` not found" if language == "go" else None)
     python_only = [e for e in EXERCISES if e.language == "python"]

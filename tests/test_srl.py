@@ -116,3 +116,10 @@ def test_grpo_loss_by_hand():
     k3 = np.exp(-0.1) + 0.1 - 1.0
     assert float(m2["kl"]) == pytest.approx(k3, rel=1e-4)
     assert float(total2) == pytest.approx(1.0 + 0.5 * 2 * k3, rel=1e-4)
+
+
+def test_srl_refuses_several_processes_in_one_line(tmp_path, monkeypatch):
+    """Each host would sample and reward the whole global batch: refused rather than silently wrong."""
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(NotImplementedError, match="runs on one process .*multi-host rollouts are not implemented"):
+        _loop(_config(), tmp_path)

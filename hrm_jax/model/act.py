@@ -105,12 +105,14 @@ def act_step(model: HRM, carry: ACTCarry, batch: dict[str, jax.Array], *, traini
 
 
 def act_infer(model: HRM, batch: dict[str, jax.Array], *, adaptive: bool = False,
-              max_steps: int | None = None) -> tuple[dict[str, jax.Array], jax.Array]:
+              max_steps: int | None = None, noise=None) -> tuple[dict[str, jax.Array], jax.Array]:
     """Inference over segments as a `jax.lax.while_loop`; returns (final outputs, segments used per sample [B]).
 
     adaptive=False: exactly `max_steps` (default halt_max_steps) segments for every sample, the original's eval.
     adaptive=True: a sample halts after the first segment where q_halt > q_continue (or at max_steps); its
     outputs freeze there, and the loop exits once all samples have halted.
+    `noise` (`hrm_jax.test_time.Noise`): perturbs the carry before each segment and/or every module call's output,
+    keyed by each sample's own segment index; None runs the unperturbed model.
     """
     max_steps = max_steps or model.config.halt_max_steps
     batch_size = batch["inputs"].shape[0]
@@ -126,7 +128,11 @@ def act_infer(model: HRM, batch: dict[str, jax.Array], *, adaptive: bool = False
 
     def body(state):
         inner, steps, halted, logits, q_halt, q_continue = state
-        new_inner, new_logits, new_q_halt, new_q_continue = model(inner, batch)
+        if noise is None:
+            new_inner, new_logits, new_q_halt, new_q_continue = model(inner, batch)
+        else:
+            new_inner, new_logits, new_q_halt, new_q_continue = model(noise.carry(inner, steps), batch,
+                                                                      perturb=noise.calls(steps))
         active = ~halted
         inner = jax.tree.map(lambda n, o: _select_rows(active, n, o), new_inner, inner)
         logits = _select_rows(active, new_logits, logits)

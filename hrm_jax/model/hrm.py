@@ -171,34 +171,40 @@ class HRM(nnx.Module):
                           z_L=jnp.where(flag, self.L_init[...], carry.z_L))
 
     # ----- one segment ------------------------------------------------------------------------------------------
-    def __call__(self, carry: InnerCarry, batch: dict[str, jax.Array]):
+    def __call__(self, carry: InnerCarry, batch: dict[str, jax.Array], perturb=None):
         """One segment. Returns (new_carry (no gradient), logits [B,S,V], q_halt [B] fp32, q_continue [B] fp32).
 
         batch: `inputs` [B,S]; `puzzle_identifiers` [B] when puzzle_emb_ndim > 0; optional `segment_ids` and
-        `positions` [B,S] (causal packing).
+        `positions` [B,S] (causal packing). `perturb(z, call_index)` (test-time noise, `hrm_jax.test_time`) is
+        applied to every module call's output; None leaves the computation exactly as without it.
         """
         cfg = self.config
         segment_ids = batch.get("segment_ids")
         cos, sin, mask = self.attention_context(segment_ids, batch.get("positions"))
         x = self.input_embeddings(batch["inputs"], batch.get("puzzle_identifiers"))
-        z_H, z_L = self.segment(carry.z_H, carry.z_L, x, cos, sin, mask)
+        z_H, z_L = self.segment(carry.z_H, carry.z_L, x, cos, sin, mask, perturb=perturb)
 
         new_carry = jax.lax.stop_gradient(InnerCarry(z_H=z_H, z_L=z_L))
         logits = layers.shard_activation(self.lm_head(z_H)[:, cfg.puzzle_emb_len:], layers.ACT_BSV)
         q_logits = self.q_head(self.q_position(z_H, segment_ids)).astype(jnp.float32)
         return new_carry, logits, q_logits[..., 0], q_logits[..., 1]
 
-    def segment(self, z_H: jax.Array, z_L: jax.Array, x: jax.Array, cos, sin, mask, kv_cache=None):
+    def segment(self, z_H: jax.Array, z_L: jax.Array, x: jax.Array, cos, sin, mask, kv_cache=None, perturb=None):
         """The H_cycles x L_cycles recurrence of one segment over input embeddings `x` -> (z_H, z_L), each
-        [B, S, D]. `kv_cache` (hrm_jax.generate) is called by every attention call, in call order."""
+        [B, S, D]. `kv_cache` (hrm_jax.generate) is called by every attention call, in call order; `perturb`
+        (see `__call__`) gets every call's output with the call's index in the segment."""
         cfg = self.config
         extra = {} if kv_cache is None else {"kv_cache": kv_cache}
+        calls = iter(range(cfg.H_cycles * (cfg.L_cycles + 1)))
+
+        def step(z):
+            return z if perturb is None else perturb(z, next(calls))
 
         def L_call(z_L, z_H):
-            return self.L_level(z_L + (z_H + x), cos, sin, mask, **extra)  # injection added once, as the original
+            return step(self.L_level(z_L + (z_H + x), cos, sin, mask, **extra))  # injection added once, as the original
 
         def H_call(z_H, z_L):
-            return self.H_level(z_H + z_L, cos, sin, mask, **extra)
+            return step(self.H_level(z_H + z_L, cos, sin, mask, **extra))
 
         # No-gradient cycles: every call but the last L and the last H (default order L, L, H, L).
         for h in range(cfg.H_cycles):

@@ -154,15 +154,18 @@ class TRM(HRM):
         self.H_init = Buffer(init_unit(rngs.params(), (d,)).astype(dt), out_sharding=(None,), eager_sharding=False)
         self.L_init = Buffer(init_unit(rngs.params(), (d,)).astype(dt), out_sharding=(None,), eager_sharding=False)
 
-    def segment(self, z_H: jax.Array, z_L: jax.Array, x: jax.Array, cos, sin, mask, kv_cache=None):
+    def segment(self, z_H: jax.Array, z_L: jax.Array, x: jax.Array, cos, sin, mask, kv_cache=None, perturb=None):
         """T-1 gradient-free cycles, then one with full backpropagation; each cycle is n latent updates
         z_L = net(z_L + (z_H + x)) and one answer update z_H = net(z_H + z_L). `kv_cache` is called by every
-        attention call, in call order."""
+        attention call, in call order; `perturb(z, call_index)` (test-time noise) gets every network
+        application's output."""
         cfg = self.config
         extra = {} if kv_cache is None else {"kv_cache": kv_cache}
+        calls = iter(range(cfg.H_cycles * (cfg.L_cycles + 1)))
 
         def net(h, injection):
-            return self.L_level(h + injection, cos, sin, mask, **extra)  # injection added once, as the original
+            out = self.L_level(h + injection, cos, sin, mask, **extra)  # injection added once, as the original
+            return out if perturb is None else perturb(out, next(calls))
 
         def cycle(z_H, z_L):
             for _ in range(cfg.L_cycles):
