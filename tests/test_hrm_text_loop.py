@@ -4,6 +4,7 @@ forward and gradients (fp32), and cached generation is unchanged (it keeps the u
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from hrm_jax import generate
@@ -16,9 +17,9 @@ TINY = HrmTextConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_la
 IDS = jnp.asarray(np.random.default_rng(0).integers(1, 64, (2, 10)), jnp.int32)
 
 
-def _models():
-    unrolled, looped = HrmText(TINY, rngs=nnx.Rngs(0)), HrmText(TINY, loop_cycles=True, rngs=nnx.Rngs(0))
-    return unrolled, looped
+def _models(remat=False):
+    return (HrmText(TINY, remat=remat, rngs=nnx.Rngs(0)),
+            HrmText(TINY, loop_cycles=True, remat=remat, rngs=nnx.Rngs(0)))
 
 
 def _loss_and_grads(model):
@@ -33,8 +34,9 @@ def _loss_and_grads(model):
     return jax.jit(jax.value_and_grad(loss))(params)
 
 
-def test_looped_equals_unrolled_forward_and_gradients():
-    unrolled, looped = _models()
+@pytest.mark.parametrize("remat", [False, True])
+def test_looped_equals_unrolled_forward_and_gradients(remat):
+    unrolled, looped = _models(remat)
     (l1, g1), (l2, g2) = _loss_and_grads(unrolled), _loss_and_grads(looped)
     np.testing.assert_allclose(l2, l1, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):

@@ -344,8 +344,16 @@ class HrmText(nnx.Module):
             free = sum(not cfg.l_call_keeps_grad(h, l) for l in range(cfg.L_cycles))  # the leading no-grad calls
             if self.loop_cycles and kv_cache is None and free > 1:
                 z_H_const = jax.lax.stop_gradient(z_H)
-                z_L = jax.lax.stop_gradient(jax.lax.fori_loop(
-                    0, free, lambda _, z: self.L_module(z + z_H_const, cos, sin, mask), jax.lax.stop_gradient(z_L)))
+                # The L stack's state rides in the loop carry, merged inside the loop's trace (nnx.remat in it).
+                l_graph, l_state = nnx.split(self.L_module)
+
+                def free_call(_, carry, l_graph=l_graph, z_H_const=z_H_const):
+                    z, state = carry
+                    return nnx.merge(l_graph, state)(z + z_H_const, cos, sin, mask), state
+
+                z_L, _ = jax.lax.fori_loop(0, free, free_call,
+                                           (jax.lax.stop_gradient(z_L), jax.lax.stop_gradient(l_state)))
+                z_L = jax.lax.stop_gradient(z_L)
                 first = free
             for l in range(first, cfg.L_cycles):
                 out = self.L_module(z_L + z_H, cos, sin, mask, **extra)
