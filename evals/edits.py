@@ -130,7 +130,9 @@ def run() -> dict:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    run()
+    from hrm_jax import runtime  # noqa: PLC0415
+
+    runtime.run_or_fail(run)
     return 0
 
 

@@ -89,4 +89,4 @@ if __name__ == "__main__":
     flags.mark_flags_as_required(["config", "workdir"])
     from hrm_jax import runtime
 
-    app.run(main, flags_parser=runtime.parse_flags)
+    app.run(lambda argv: runtime.run_or_fail(main, argv), flags_parser=runtime.parse_flags)

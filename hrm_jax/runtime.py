@@ -92,6 +92,15 @@ def fail(exc: BaseException, *, prefix: str = "error") -> int:
     return 1
 
 
+def run_or_fail(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` for a command-line entry point: an exception becomes one line on the console (the
+    traceback in the log, where `start` sends library output) and exit status 1, instead of a silent exit."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        sys.exit(fail(e))
+
+
 def _config_override_error(exc: BaseException, argv: list[str]) -> str | None:
     """'--config.train.stepz: no such field (did you mean --config.train.steps?)' for an unknown override."""
     import re  # noqa: PLC0415

@@ -83,3 +83,19 @@ def test_main_eval_mode_runs_the_benchmark(run_dir):
     summary = json.loads((workdir / "eval" / "mbpp_test" / "summary.json").read_text())
     assert summary["num_tasks"] == 2 and "pass@1" in summary["pass_at_k"]
     assert json.loads((workdir / "eval.json").read_text())["eval/tokens"] > 0  # the loss evaluation ran first
+
+
+@pytest.mark.parametrize("command", [
+    ["evals.puzzles", "--config=configs/sudoku.py:tiny"],
+    ["evals.test_time_sweep"],
+    ["evals.edits", "--config=configs/edit_actions.py:tiny"],
+])
+def test_an_evaluation_without_a_checkpoint_says_so_in_one_line(tmp_path, command):
+    """The library output (tracebacks included) goes to <workdir>/log.txt; the console still gets the error."""
+    workdir = tmp_path / "no_run"
+    proc = subprocess.run([sys.executable, "-m", command[0], f"--workdir={workdir}", *command[1:]], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: FileNotFoundError: ") and "no checkpoint" in lines[0]
+    assert "Traceback" in (workdir / "log.txt").read_text()
