@@ -217,12 +217,17 @@ def curves_figure(records: list[dict], task: str, path: str) -> str | None:
                 ylim=(-0.02, 1.02))
     axes[2].set(xlabel="training TFLOPs", ylabel="held-out cell accuracy", title=f"{task}: held-out cell accuracy",
                 ylim=(-0.02, 1.02))
+    return _save(fig, axes, path)
+
+
+def _save(fig, axes, path: str) -> str:
+    """Grid and legend on every axis, then the PNG at `path` (the figure is closed)."""
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _plt().close(fig)
     return path
 
 
@@ -240,12 +245,7 @@ def depth_figure(records: list[dict], path: str) -> str | None:
     for ax, what in zip(axes, ("exact", "cell")):
         ax.set(xlabel="test-time segments (fixed; the first point is training's halt_max_steps)",
                ylabel=f"held-out {what} accuracy", title=f"{what} accuracy vs test-time depth", ylim=(-0.02, 1.02))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, axes, path)
 
 
 def final_figure(records: list[dict], path: str) -> str | None:
