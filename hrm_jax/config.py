@@ -97,6 +97,7 @@ def base_config() -> ml_collections.ConfigDict:
     # halt_max_steps) segments per example. NOT causal: the Q head reads the last position, so halting and the
     # carry reset depend on later tokens, and generation (fixed segments) then differs from training.
     c.model.hrm.causal_act_halting = False
+    c.model.hrm.loop_cycles = False  # the gradient-free cycles as one lax.fori_loop (compile time flat in cycles)
 
     # HRM-Text (family "hrm_text"): a preset (code-30m, code-100m, hrm-text-1b) plus optional overrides
     # (None = the preset's value).
@@ -133,6 +134,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.trm.rope_theta = 10000.0
     c.model.trm.causal = False  # True: a causal LM for code data
     c.model.trm.generation_segments = 0  # causal generation: segments per token (0 = halt_max_steps)
+    c.model.trm.loop_cycles = False  # the T-1 gradient-free cycles as one lax.fori_loop (compile time flat in T)
 
     # The transformer baseline (family "transformer"): one stack, sized against a reference family's model built
     # from its node of this same config (model.hrm or model.hrm_text). Width fields 0 = the reference's.

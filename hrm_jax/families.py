@@ -90,6 +90,7 @@ class HRMFamily:
     causal_act_halting: bool = False
     # Test-time compute for puzzle evaluation (hrm_jax.test_time; config.eval.test_time): None = the plain eval.
     test_time: test_time_lib.TestTimeSettings | None = None
+    loop_cycles: bool = False  # gradient-free cycles as one lax.fori_loop (config.model.hrm/trm.loop_cycles)
 
     name = "hrm"
 
@@ -98,7 +99,7 @@ class HRMFamily:
         return CODE_KEYS if self.code else PUZZLE_KEYS
 
     def build(self, rngs: nnx.Rngs) -> HRM:
-        return HRM(self.model_config, rngs=rngs)
+        return HRM(self.model_config, loop_cycles=self.loop_cycles, rngs=rngs)
 
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """What the model's ACT data slots hold: code batches get next-token labels within segments."""
@@ -228,7 +229,7 @@ class TRMFamily(HRMFamily):
     name = "trm"
 
     def build(self, rngs: nnx.Rngs) -> trm.TRM:
-        return trm.TRM(self.model_config, rngs=rngs)
+        return trm.TRM(self.model_config, loop_cycles=self.loop_cycles, rngs=rngs)
 
     def num_params(self) -> int:
         return trm.num_params(self.model_config)
@@ -405,12 +406,14 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     if config.model.family == "hrm":
         return HRMFamily(config_lib.hrm_config(config, data_meta), loss_type, code=code,
                          eval_adaptive=config.eval.adaptive, causal_act_halting=config.model.hrm.causal_act_halting,
-                         test_time=_test_time(config, code))
+                         test_time=_test_time(config, code), loop_cycles=bool(config.model.hrm.loop_cycles))
     if config.model.family == "trm":
         return TRMFamily(config_lib.trm_config(config, data_meta), loss_type, code=code,
-                         eval_adaptive=config.eval.adaptive, test_time=_test_time(config, code))
+                         eval_adaptive=config.eval.adaptive, test_time=_test_time(config, code),
+                         loop_cycles=bool(config.model.trm.loop_cycles))
     node = config.model.hrm_text
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat),
-                         remat_policy=node.remat_policy, loop_cycles=bool(node.loop_cycles), bp_warmup_ratio=float(node.bp_warmup_ratio),
+                         remat_policy=node.remat_policy, loop_cycles=bool(node.loop_cycles),
+                         bp_warmup_ratio=float(node.bp_warmup_ratio),
                          bp_min_steps=int(node.bp_min_steps), total_steps=int(config.train.steps))

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx, struct
 
-from hrm_jax.model import layers
+from hrm_jax.model import layers, loops
 from hrm_jax.model.layers import Buffer, PuzzleEmbedding  # noqa: F401 (also importable from here)
 
 
@@ -94,8 +94,9 @@ class InnerCarry:
 class HRM(nnx.Module):
     """The inner model: one call runs one segment (H_cycles x L_cycles) and returns the new carry and heads."""
 
-    def __init__(self, config: HRMConfig, *, rngs: nnx.Rngs):
+    def __init__(self, config: HRMConfig, *, loop_cycles: bool = False, rngs: nnx.Rngs):
         self.config = config
+        self.loop_cycles = loop_cycles  # the gradient-free cycles as one lax.fori_loop (`segment`)
         cfg, dt, d = config, config.dtype, config.hidden_size
         embed_std = 1.0 / math.sqrt(d)
         self.embed_tokens = layers.Embedding(cfg.vocab_size, d, init=layers.trunc_normal_init(embed_std), dtype=dt,
@@ -206,6 +207,22 @@ class HRM(nnx.Module):
         def H_call(z_H, z_L):
             return step(self.H_level(z_H + z_L, cos, sin, mask, **extra))
 
+        if self.loop_cycles and kv_cache is None and perturb is None:  # the same calls, one compiled loop body
+            def cycle(levels, z):
+                L_level, H_level = levels
+                z_H, z_L = z
+                for _ in range(cfg.L_cycles):
+                    z_L = L_level(z_L + (z_H + x), cos, sin, mask)
+                return H_level(z_H + z_L, cos, sin, mask), z_L
+
+            def L_only(L_level, z):
+                z_H, z_L = z
+                return z_H, L_level(z_L + (z_H + x), cos, sin, mask)
+
+            z = loops.repeat_without_gradient(cfg.H_cycles - 1, cycle, (self.L_level, self.H_level), (z_H, z_L))
+            z_H, z_L = loops.repeat_without_gradient(cfg.L_cycles - 1, L_only, self.L_level, z)
+            z_L = L_call(z_L, z_H)
+            return H_call(z_H, z_L), z_L
         # No-gradient cycles: every call but the last L and the last H (default order L, L, H, L).
         for h in range(cfg.H_cycles):
             for l in range(cfg.L_cycles):

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hrm_jax.model import layers
+from hrm_jax.model import layers, loops
 from hrm_jax.model.hrm import HRM, Buffer, PuzzleEmbedding
 
 
@@ -123,8 +123,10 @@ class TRM(HRM):
     """The inner model: one call runs one segment (T x (n + 1) network applications) and returns the new carry
     and heads. The ACT wrapper, the losses and the generation loop are HRM's."""
 
-    def __init__(self, config: TRMConfig, *, rngs: nnx.Rngs):  # noqa: PLW0231 (HRM's modules are not built)
+    def __init__(self, config: TRMConfig, *, loop_cycles: bool = False,  # noqa: PLW0231 (HRM's modules unbuilt)
+                 rngs: nnx.Rngs):
         self.config = config
+        self.loop_cycles = loop_cycles  # the T-1 gradient-free cycles as one lax.fori_loop (`segment`)
         cfg, dt, d = config, config.dtype, config.hidden_size
         embed_std = 1.0 / math.sqrt(d)
         self.embed_tokens = layers.Embedding(cfg.vocab_size, d, init=layers.trunc_normal_init(embed_std), dtype=dt,
@@ -172,6 +174,15 @@ class TRM(HRM):
                 z_L = net(z_L, z_H + x)
             return net(z_H, z_L), z_L
 
+        if self.loop_cycles and kv_cache is None and perturb is None:  # the same calls, one compiled loop body
+            def free_cycle(level, z):
+                z_H, z_L = z
+                for _ in range(cfg.L_cycles):
+                    z_L = level(z_L + (z_H + x), cos, sin, mask)
+                return level(z_H + z_L, cos, sin, mask), z_L
+
+            z_H, z_L = loops.repeat_without_gradient(cfg.H_cycles - 1, free_cycle, self.L_level, (z_H, z_L))
+            return cycle(z_H, z_L)
         for _ in range(cfg.H_cycles - 1):
             z_H, z_L = cycle(z_H, z_L)
         z_H, z_L = jax.lax.stop_gradient((z_H, z_L))
