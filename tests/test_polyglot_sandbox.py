@@ -5,6 +5,7 @@ Needs the toolchains of scripts/install_toolchains.sh; a language whose toolchai
 """
 import os
 import pathlib
+import re
 import socket
 
 import pytest
@@ -330,6 +331,54 @@ def test_a_hostile_program_is_contained(language, tmp_path):
     assert spawned < 128  # RLIMIT_NPROC of the run's own uid
     assert not marker.exists() and not connected
     assert not _leftover_probes(), "processes of the sandbox outlived the run"
+
+
+# ---------------------------------------------------------------- forged results, one per compiled language + JS
+
+
+def _forged(language, exercise):
+    """A wrong solution that forges a passing run the way the old summary check believed: the framework's pass
+    lines printed and exit 0 before the tests (go, rust, java), Catch's REQUIRE redefined, jest's expect replaced."""
+    names = sorted(re.findall(r"^func (Test\w+)", exercise.files[exercise.tests[0]], flags=re.MULTILINE))
+    count = expected_tests(language, exercise.files, exercise.tests)
+    if language == "go":
+        lines = "".join(f"=== RUN   {n}\\n--- PASS: {n} (0.00s)\\n" for n in names)
+        return {"beer_song.go": f'package beer\n\nimport (\n\t"fmt"\n\t"os"\n)\n\n'
+                                f'func init() {{\n\tfmt.Print("{lines}PASS\\n")\n\tos.Exit(0)\n}}\n\n'
+                                'func Song() string { return "" }\n\n'
+                                'func Verses(start, stop int) (string, error) { return "", nil }\n\n'
+                                'func Verse(n int) (string, error) { return "", nil }\n'}
+    if language == "rust":
+        summary = f"test result: ok. {count} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s"
+        return {"src/lib.rs": "use std::io::Write;\n\nstatic ONCE: std::sync::Once = std::sync::Once::new();\n\n"
+                              "pub fn abbreviate(_phrase: &str) -> String {\n    ONCE.call_once(|| {\n"
+                              f'        let _ = std::io::stdout().write_all(b"\\n{summary}\\n\\n");\n'
+                              "        let _ = std::io::stdout().flush();\n        std::process::exit(0);\n    });\n"
+                              "    String::new()\n}\n"}
+    if language == "java":
+        return {"src/main/java/Series.java":
+                "import java.util.List;\n\nclass Series {\n    static {\n"
+                f'        System.out.println("[ {count} tests found ]\\n[ {count} tests successful ]\\n'
+                '[ 0 tests failed ]");\n        System.exit(0);\n    }\n\n'
+                "    Series(String string) {}\n\n    List<String> slices(int num) {\n        return List.of();\n    }\n}\n"}
+    if language == "javascript":
+        return {"triangle.js": "const anything = new Proxy(function () {}, { get: () => anything, apply: () => anything });\n"
+                               "globalThis.expect = () => anything;\n\n"
+                               "export class Triangle {\n  constructor(...sides) {}\n}\n"}
+    header = exercise.reference["space_age.h"]
+    return {"space_age.h": header.replace("namespace space_age", '#include "test/catch.hpp"\n#undef REQUIRE\n'
+                                          "#undef REQUIRE_THAT\n#define REQUIRE(...) CHECK(true)\n"
+                                          "#define REQUIRE_THAT(...) CHECK(true)\n\nnamespace space_age", 1),
+            "space_age.cpp": _wrong("cpp", exercise)["space_age.cpp"]}
+
+
+@pytest.mark.parametrize("language", _slow_for_cpp(["cpp", "go", "java", "javascript", "rust"]))
+def test_a_forged_pass_is_not_a_pass(language):
+    _need(language)
+    exercise = EXERCISES[language]
+    verdict = run_tests(language, exercise.name, {**exercise.files, **_forged(language, exercise)}, exercise.tests)
+    assert verdict.status is not Status.PASSED, verdict.message
+    assert verdict.error_type in ("IncompleteRun", "ForgedHarness", "TestFailure"), (verdict.status, verdict.message)
 
 
 # ---------------------------------------------------------------- syntax validators
