@@ -11,19 +11,24 @@ and writes `S <pass|fail|skip> <name>` per test on the same socket; the driver k
   java        a launcher of the JUnit Platform (HrmLauncher, in place of the console launcher) reads S in main,
               before any test class loads, and reports each test (method name) from its listener
   javascript  a jest reporter (jest's realm, loaded before the tests) reads S and reports each test; a setup
-              file makes jest's globals, its matcher registry and the builtins its matchers use unchangeable
-              before the test file and the candidate's module load
+              file makes jest's globals, its matcher registry and the static builtins its matchers call
+              (Object.is, Object.keys, Array.isArray, ...) unchangeable before the test file and the
+              candidate's module load
   cpp         Catch's main with a listener (test/tests-main.cpp replaced): S is read by a constructor of
               priority 101, before every default-priority initialiser, with raw system calls
 
 The judge (`shortfall`) then wants every test the test files declare (by name; JavaScript: at least as many as
-they declare where no loop or .each builds tests, else one) reported passed, none failed. Before compiling,
-`forgery` refuses candidate files that could run before the harness or replace the framework's parts (Catch's
-macros, pre-main constructors, symbol interposition, Cargo test targets, Go's linkname).
+they declare where no loop or .each builds tests, else one, and no more skipped than they skip) reported
+passed, none failed. Before compiling, `forgery` refuses candidate files that could run before the harness or
+replace the framework's parts: C++ macros of names the tests or Catch use, pre-main constructors and sections,
+C symbol interposition; Rust's no_mangle/link_section/global_allocator/ctor, std macros redefined, Cargo.toml
+sections beyond the package, its dependencies and features (test targets); Go's linkname.
 
 What stays open: the candidate shares the harness's address space, so code that reads the process's memory
-(unsafe pointers, reflection on the harness's fields) can find S. This closes the ordinary forgeries: printed
-summaries, early exits, replaced framework functions, reading S from an fd, the environment, argv or a file.
+(unsafe pointers, reflection on the harness's fields) can find S. In JavaScript the builtins' prototypes stay
+writable (freezing them breaks ordinary code: assigning an inherited name throws), so matchers that lean on
+them could be bent. This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined
+framework functions and macros, reading S from an fd, the environment, argv or a file.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import collections
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 SOURCES = Path(__file__).resolve().with_name("polyglot_harness")
 LANGUAGES = ("cpp", "go", "java", "javascript", "rust")
@@ -58,8 +64,8 @@ _FORGERIES = {
            (GO_PACKAGE, "uses the judge's harness")],
     "rust": [(r"\b(?:no_mangle|export_name|link_section|link_name|global_allocator)\b|#\[\s*ctor\b|\bctor::",
               "runs code before main or replaces symbols"),
-             (r"macro_rules!\s*(?:assert\w*|debug_assert\w*|panic|unreachable|todo|unimplemented)\b",
-              "redefines an assertion macro"),
+             (r"macro_rules!\s*(?:assert\w*|debug_assert\w*|panic|unreachable|todo|unimplemented|vec|format|matches"
+              r"|write|writeln|e?print|e?println|dbg|concat|stringify)\b", "redefines a macro of the standard library"),
              (r"\bhrm_harness\b", "uses the judge's harness")],
     "java": [(r"\bhrmharness\b", "uses the judge's harness")],
     "javascript": [],
@@ -121,9 +127,19 @@ def _go_wrapped(text: str, package: str) -> str:
     return text
 
 
-def expected(language: str, files: dict, tests: Sequence[str]) -> tuple[collections.Counter, int]:
-    """The names of the tests the test files declare (how often each), and the least number of tests that must
-    pass (JavaScript: the tests named in the file, unless loops or .each build them; then 1)."""
+class Declared(NamedTuple):
+    """What the test files declare: the tests' names (how often each), the least number of tests that must pass
+    (JavaScript: the tests named in the file, unless loops or .each build them; then 1), and the most that may
+    be skipped (None: any, the names decide; JavaScript: its `.skip`/`.todo` tests, so a `.only` that skips
+    the others shows)."""
+
+    names: collections.Counter
+    at_least: int
+    skips: int | None = None
+
+
+def expected(language: str, files: dict, tests: Sequence[str]) -> Declared:
+    """The tests the test files declare (see Declared)."""
     names = collections.Counter()
     for path in tests:
         text = files.get(path, "")
@@ -140,8 +156,9 @@ def expected(language: str, files: dict, tests: Sequence[str]) -> tuple[collecti
     if language == "javascript":
         text = "".join(files.get(p, "") for p in tests)
         built = re.search(r"\.each\b|\bfor\s*\(|\.forEach\s*\(|\.map\s*\(|\bwhile\s*\(", text)
-        return names, 1 if built else max(len(_JS_TEST.findall(text)), 1)
-    return names, sum(names.values())
+        return Declared(names, 1 if built else max(len(_JS_TEST.findall(text)), 1),
+                        len(re.findall(r"\.(?:skip|todo)\s*\(", text)))
+    return Declared(names, sum(names.values()))
 
 
 def _without_feature_gated(text: str) -> str:
@@ -169,6 +186,13 @@ def forgery(language: str, files: dict, tests: Sequence[str]) -> str | None:
                 return f"Cargo.toml: section [{section}] is not allowed (only the package, its dependencies, features)"
         if re.search(r"\bctor\b|^\s*(?:autotests|autobins|harness)\s*=", files["Cargo.toml"], flags=re.MULTILINE):
             return "Cargo.toml: a pre-main or test-target setting is not allowed"
+    if language == "cpp":  # a macro of a name the tests or Catch use changes what they assert
+        used = set(re.findall(r"\w+", "".join(files.get(p, "") for p in [*tests, "test/catch.hpp"])))
+        for path, text in sorted(files.items()):
+            if path not in tests and not re.match(_EXERCISE_FILES, path):
+                for name in re.findall(r"^\s*#\s*(?:define|undef)\s+(\w+)", text, flags=re.MULTILINE):
+                    if name in used:
+                        return f"{path}: `#define {name}` redefines a name the tests use, which the judge does not allow"
     suffixes = {"cpp": (".cpp", ".h", ".hpp", ".cc"), "go": (".go",), "rust": (".rs",), "java": (".java",),
                 "javascript": (".js",)}.get(language, ())
     for path, text in sorted(files.items()):
@@ -182,7 +206,8 @@ def forgery(language: str, files: dict, tests: Sequence[str]) -> str | None:
     return None
 
 
-def shortfall(language: str, steps: Sequence[dict], names: collections.Counter, at_least: int) -> str | None:
+def shortfall(language: str, steps: Sequence[dict], names: collections.Counter, at_least: int,
+              skips: int | None = None) -> str | None:
     """Why the harness's reports of the test steps fall short of every expected test passing, or None."""
     reports = [r for step in steps if step.get("name") == "test" for r in step.get("reports", [])]
     if any(step.get("reports_truncated") for step in steps):
@@ -195,6 +220,9 @@ def shortfall(language: str, steps: Sequence[dict], names: collections.Counter, 
     if missing:
         return (f"the test harness reported {sum(passed.values())} passing, and none for "
                 f"{len(missing)} expected: {', '.join(missing)[:300]}")
+    skipped = sum(status == "skip" for status, _ in reports)
+    if skips is not None and skipped > skips:
+        return f"the test harness reported {skipped} skipped tests where the test files skip {skips}"
     if sum(passed.values()) < at_least:
         return f"the test harness reported {sum(passed.values())} passing of {at_least} expected tests"
     return None

@@ -47,7 +47,7 @@ def test_go_test_functions_run_inside_the_harness():
     assert "func TestA(t *testing.T) { hrmharness.Run(t, func() {\n\tif Song()" in go and "\t}\n\t})\n}\n" in go
     assert 'func TestB(t *testing.T) { hrmharness.Run(t, func() { t.Fatal("x") }) }' in go
     assert "func helper() {\n}\n" in go and "hrmharness/harness.go" in wrapped
-    assert harness.expected("go", {"a_test.go": text}, ["a_test.go"]) == (collections.Counter(["TestA", "TestB"]), 2)
+    assert harness.expected("go", {"a_test.go": text}, ["a_test.go"]) == (collections.Counter(["TestA", "TestB"]), 2, None)
 
 
 def test_rust_tests_start_with_a_guard_and_feature_gated_ones_are_not_expected():
@@ -57,7 +57,7 @@ def test_rust_tests_start_with_a_guard_and_feature_gated_ones_are_not_expected()
     guarded = harness.instrument("rust", {"tests/a.rs": text}, ["tests/a.rs"])["tests/a.rs"]
     assert 'fn one() { let _hrm_guard = crate::hrm_harness::Guard::new("one");' in guarded
     assert guarded.count("Guard::new(") == 4 and "mod hrm_harness" in guarded
-    assert harness.expected("rust", {"tests/a.rs": text}, ["tests/a.rs"]) == (collections.Counter(["one", "two"]), 2)
+    assert harness.expected("rust", {"tests/a.rs": text}, ["tests/a.rs"]) == (collections.Counter(["one", "two"]), 2, None)
 
 
 def test_expected_names_of_java_cpp_and_the_javascript_count():
@@ -65,9 +65,10 @@ def test_expected_names_of_java_cpp_and_the_javascript_count():
             "void b(int x, int y) {}\n")
     assert harness.expected("java", {"T.java": java}, ["T.java"])[0] == collections.Counter(["a", "b"])
     cpp = 'TEST_CASE("one") {}\n#if defined(EXERCISM_INCLUDE_BENCHMARK)\nTEST_CASE("bench") {}\n#endif\nTEST_CASE("two") {}\n'
-    assert harness.expected("cpp", {"t.cpp": cpp}, ["t.cpp"]) == (collections.Counter(["one", "two"]), 2)
+    assert harness.expected("cpp", {"t.cpp": cpp}, ["t.cpp"]) == (collections.Counter(["one", "two"]), 2, None)
     assert harness.expected("javascript", {"a.spec.js": "test('a', f);\nit('b', f);\n"}, ["a.spec.js"])[1] == 2
     assert harness.expected("javascript", {"a.spec.js": "test.each([1, 2])('a', f);\n"}, ["a.spec.js"])[1] == 1
+    assert harness.expected("javascript", {"a.spec.js": "test('a', f);\ntest.skip('b', f);\n"}, ["a.spec.js"]).skips == 1
 
 
 def test_candidate_files_that_could_forge_the_harness_are_refused():
@@ -77,6 +78,8 @@ def test_candidate_files_that_could_forge_the_harness_are_refused():
                  "static int x __attribute__((section(\".init_array\")));\n"):
         assert harness.forgery("cpp", {"a.h": text, "t.cpp": "#define REQUIRE(x)\n"}, tests), text
     assert harness.forgery("cpp", {"a.h": "#pragma once\n#define MAX 3\nint section = 1;\n"}, tests) is None
+    loosened = {"a.h": "#define WithinAbs(x, y) WithinAbs(x, 1e9)\n", "t.cpp": "REQUIRE_THAT(f(), WithinAbs(1.5, 0.1));"}
+    assert "a name the tests use" in harness.forgery("cpp", loosened, tests)
     assert "Cargo.toml" in harness.forgery("rust", {"Cargo.toml": '[package]\n[[test]]\nname = "a"\npath = "src/lib.rs"\n'}, [])
     assert harness.forgery("rust", {"Cargo.toml": '[package]\nname = "a"\n[dependencies]\nctor = "*"\n'}, [])
     assert harness.forgery("rust", {"Cargo.toml": "[package]\n[dependencies]\nregex = \"1\"\n[lints.clippy]\n"}, []) is None
@@ -94,4 +97,6 @@ def test_the_judge_wants_every_expected_test_reported_passed():
     failing = [{"name": "test", "reports": [["pass", "a"], ["pass", "b"], ["fail", "b"]]}]
     assert "1 failing: b" in harness.shortfall("go", failing, names, 2)
     assert "of 3 expected" in harness.shortfall("javascript", steps, collections.Counter(), 3)
+    focused = [{"name": "test", "reports": [["pass", "a"], ["skip", "b"], ["skip", "c"]]}]
+    assert "2 skipped tests where the test files skip 1" in harness.shortfall("javascript", focused, collections.Counter(), 1, 1)
     assert harness.shortfall("rust", [{"name": "test", "reports": [], "reports_truncated": True}], names, 2)

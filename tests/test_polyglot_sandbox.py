@@ -336,9 +336,10 @@ def test_a_hostile_program_is_contained(language, tmp_path):
 # ---------------------------------------------------------------- forged results, one per compiled language + JS
 
 
-def _forged(language, exercise):
+def _forged(language, exercise, how="summary"):
     """A wrong solution that forges a passing run the way the old summary check believed: the framework's pass
-    lines printed and exit 0 before the tests (go, rust, java), Catch's REQUIRE redefined, jest's expect replaced."""
+    lines printed and exit 0 before the tests (go, rust, java; cpp with how="exit"), Catch's REQUIRE redefined,
+    jest's expect replaced (how="Object.is": the builtin its toBe compares with)."""
     names = sorted(re.findall(r"^func (Test\w+)", exercise.files[exercise.tests[0]], flags=re.MULTILINE))
     count = expected_tests(language, exercise.files, exercise.tests)
     if language == "go":
@@ -361,10 +362,21 @@ def _forged(language, exercise):
                 f'        System.out.println("[ {count} tests found ]\\n[ {count} tests successful ]\\n'
                 '[ 0 tests failed ]");\n        System.exit(0);\n    }\n\n'
                 "    Series(String string) {}\n\n    List<String> slices(int num) {\n        return List.of();\n    }\n}\n"}
+    if language == "javascript" and how == "Object.is":
+        return {"triangle.js": "Object.is = () => true;\n\nexport class Triangle {\n  constructor(...sides) {}\n}\n"}
     if language == "javascript":
         return {"triangle.js": "const anything = new Proxy(function () {}, { get: () => anything, apply: () => anything });\n"
                                "globalThis.expect = () => anything;\n\n"
                                "export class Triangle {\n  constructor(...sides) {}\n}\n"}
+    if how == "exit":
+        summary = f"All tests passed ({count} assertions in {count} test cases)"
+        return {"space_age.h": exercise.reference["space_age.h"],
+                "space_age.cpp": '#include "space_age.h"\n\n#include <cstdio>\n#include <cstdlib>\n\n'
+                                 "space_age::space_age::space_age(unsigned long long secs) : seconds_(secs) {\n"
+                                 f'    std::printf("%s\\n", "{summary}");\n    std::exit(0);\n}}\n\n'
+                                 "unsigned long long space_age::space_age::seconds() const { return seconds_; }\n"
+                                 + "".join(f"double space_age::space_age::on_{p}() const {{ return 0; }}\n" for p in
+                                           ("earth", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"))}
     header = exercise.reference["space_age.h"]
     return {"space_age.h": header.replace("namespace space_age", '#include "test/catch.hpp"\n#undef REQUIRE\n'
                                           "#undef REQUIRE_THAT\n#define REQUIRE(...) CHECK(true)\n"
@@ -372,11 +384,15 @@ def _forged(language, exercise):
             "space_age.cpp": _wrong("cpp", exercise)["space_age.cpp"]}
 
 
-@pytest.mark.parametrize("language", _slow_for_cpp(["cpp", "go", "java", "javascript", "rust"]))
-def test_a_forged_pass_is_not_a_pass(language):
+@pytest.mark.parametrize("language,how", [("go", "summary"), ("java", "summary"), ("javascript", "summary"),
+                                          ("javascript", "Object.is"), ("rust", "summary"),
+                                          pytest.param("cpp", "summary", marks=pytest.mark.slow),
+                                          pytest.param("cpp", "exit", marks=pytest.mark.slow)])
+def test_a_forged_pass_is_not_a_pass(language, how):
     _need(language)
     exercise = EXERCISES[language]
-    verdict = run_tests(language, exercise.name, {**exercise.files, **_forged(language, exercise)}, exercise.tests)
+    forged = _forged(language, exercise, how)
+    verdict = run_tests(language, exercise.name, {**exercise.files, **forged}, exercise.tests)
     assert verdict.status is not Status.PASSED, verdict.message
     assert verdict.error_type in ("IncompleteRun", "ForgedHarness", "TestFailure"), (verdict.status, verdict.message)
 
