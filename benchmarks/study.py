@@ -122,6 +122,10 @@ def _sudoku(num_train, num_test, num_aug, min_rating) -> dict:
             "data.generate_num_aug": num_aug, "data.generate_min_rating": min_rating, "data.global_batch_size": 32}
 
 
+def _sudoku_blanks(num_blanks, num_train, num_test, num_aug) -> dict:
+    return {**_sudoku(num_train, num_test, num_aug, 0.0), "data.generate_num_blanks": num_blanks}
+
+
 def _maze(size, min_path, num_train, num_test) -> dict:
     return {"data.generate": "maze", "data.generate_maze_size": size, "data.generate_min_path_length": min_path,
             "data.generate_num_train": num_train, "data.generate_num_test": num_test, "data.global_batch_size": 32}
@@ -131,15 +135,22 @@ PUZZLE_FAMILIES = ("hrm", "trm_att", "trm_mlp", "tf_params", "tf_flops")
 CODE_FAMILIES = ("code_hrm_text", "code_hrm", "code_trm", "code_tf_params")
 
 SUITES: dict[str, tuple[Task, ...]] = {
-    # The CPU suite (2-core machine): 20 runs. budget_steps: HRM steps of ~8 min each (the tiny HRM at batch 32:
-    # 0.38 s/step at load ~7, 0.76 s/step at load ~20 on 2 cores; the equal-params transformer 0.29 s/step at
-    # load ~20); the other families get the same training FLOPs. Expected: ~16 puzzle runs x ~8 min + 4 code
-    # recipes x ~18 min (pretrain ~10, fine-tune ~5, 50 MBPP tasks ~3) = ~3.3 h on an otherwise idle machine
-    # (an estimate from the rates above, not a measured total); --budget-scale trims it.
+    # The CPU suite (2-core machine): 23 runs. budget_steps: HRM steps (the tiny HRM at batch 32 runs 0.18 s/step
+    # on an idle 2-core machine, ~0.3 s/step under load); the other families get the same training FLOPs. Sudoku
+    # difficulty is a ladder, because minimal puzzles were out of reach. Pilots of the tiny HRM (1,000 train x 8
+    # augmentations, 200 test, commit of this suite): minimal puzzles rated >= 1, 400 steps: exact 0, cell 0.41;
+    # 30 blanks, 2,400 steps: exact 0, cell 0.778 (~0.40 on the blanks); 10 blanks, 1,500 steps: exact 0 (0.005 at
+    # step 900), cell 0.948 (~0.58 on the blanks). So the headline is blanked grids (data.generate_num_blanks).
+    # Expected: ~19 puzzle runs x ~4-10 min + 4 code recipes x ~18 min, about 3 h (an estimate, not a measured
+    # total); --budget-scale trims it.
     "cpu": (
-        Task("sudoku_easy", "puzzle", "generated Sudoku, tdoku-style rating >= 1 guess (the easiest the generator "
-             "keeps), 1,000 train puzzles x 8 augmentations, 200 test puzzles", _sudoku(1000, 200, 8, 1.0),
-             budget_steps=1000, families=PUZZLE_FAMILIES, seeds=(0, 1), eval_batches=0),  # ~7 min per HRM run
+        Task("sudoku_easy", "puzzle", "generated Sudoku, 10 blanks per puzzle (71 givens; tdoku-style rating 0: "
+             "propagation alone solves every one), 1,000 train puzzles x 8 augmentations, 200 test puzzles",
+             _sudoku_blanks(10, 1000, 200, 8), budget_steps=2000, families=PUZZLE_FAMILIES, seeds=(0, 1),
+             eval_batches=0),
+        Task("sudoku_30", "puzzle", "generated Sudoku, 30 blanks per puzzle (51 givens; rating 0), 1,000 train x 8 "
+             "augmentations, 200 test", _sudoku_blanks(30, 1000, 200, 8), budget_steps=2000,
+             families=("hrm", "trm_mlp", "tf_params"), eval_batches=0),
         Task("sudoku_hard", "puzzle", "generated Sudoku-Extreme-like, rating >= 18 guesses (Sudoku-Extreme's mean "
              "~22), 1,000 train x 8 augmentations, 200 test", _sudoku(1000, 200, 8, 18.0),
              budget_steps=1000, families=("hrm", "trm_mlp", "tf_params"), eval_batches=0),
@@ -468,7 +479,8 @@ def _fixed_segments_eval(config, workdir: str, max_batches: int, segments: int) 
     m = evaluation.evaluate_model(restored.family, model, iter(test_ds), restored.mesh,
                                   restored.config.data.global_batch_size, spec.seq_len, max_batches, adaptive=False)
     return {"count": m.get("eval/count", 0.0), "exact_accuracy": m.get("eval/exact_accuracy", 0.0),
-            "accuracy": m.get("eval/accuracy", 0.0), "mean_segments": m.get("eval/steps", 0.0)}
+            "accuracy": m.get("eval/accuracy", 0.0), "fill_accuracy": m.get("eval/fill_accuracy", 0.0),
+            "mean_segments": m.get("eval/steps", 0.0)}
 
 
 def puzzle_evals(run: Run, p: dict) -> dict:

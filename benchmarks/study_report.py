@@ -92,7 +92,7 @@ def _ref(recs: list[dict]) -> str:
 
 def headline_table(records: list[dict]) -> list[str]:
     lines = ["| task | family | params | training FLOPs | steps | train wall (mean) | held-out exact acc | "
-             "held-out cell acc | runs |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "held-out cell acc | held-out fill acc | runs |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for (task, family), recs in _groups(records).items():
         if recs[0]["run"].task.kind != "puzzle":
             continue
@@ -100,10 +100,11 @@ def headline_table(records: list[dict]) -> list[str]:
         finals = [final_eval(r) for r in done]
         exact = [f["eval/exact_accuracy"] for f in finals if "eval/exact_accuracy" in f]
         cell = [f["eval/accuracy"] for f in finals if "eval/accuracy" in f]
+        fill = [f["eval/fill_accuracy"] for f in finals if "eval/fill_accuracy" in f]
         p = recs[0]["plan"]
         wall = statistics.mean(_wall(r) for r in recs)
         lines.append(f"| {task} | {_label(family)} | {p['params']:,} | {_fmt_flops(p['train_flops'])} | "
-                     f"{p['steps']:,} | {wall / 60:.1f} min | {_mean_spread(exact)} | {_mean_spread(cell)} | "
+                     f"{p['steps']:,} | {wall / 60:.1f} min | {_mean_spread(exact)} | {_mean_spread(cell)} | {_mean_spread(fill)} | "
                      f"{_ref(recs)}{'' if len(done) == len(recs) else ' (unfinished: %d)' % (len(recs) - len(done))} |")
     return lines
 
@@ -141,16 +142,21 @@ def _num(x) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def _fill(row: dict) -> str:
+    """Accuracy on the cells to fill in (`fill_accuracy`); runs evaluated before it existed show '-'."""
+    return _num(row.get("fill_accuracy"))
+
+
 def halting_table(records: list[dict]) -> list[str]:
     rows = [r for r in records if (r["evals"] or {}).get("halting")]
     if not rows:
         return []
-    lines = ["| run | adaptive exact acc | adaptive cell acc | adaptive mean segments | fixed exact acc | "
-             "fixed cell acc | fixed segments | test examples |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| run | adaptive exact acc | adaptive fill acc | adaptive mean segments | fixed exact acc | "
+             "fixed fill acc | fixed segments | test examples |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for rec in rows:
         a, f = rec["evals"]["halting"]["adaptive"], rec["evals"]["halting"]["fixed"]
-        lines.append(f"| {_ref([rec])} | {a['exact_accuracy']:.4f} | {a['accuracy']:.4f} | {a['mean_segments']:.2f} | "
-                     f"{f['exact_accuracy']:.4f} | {f['accuracy']:.4f} | {f['mean_segments']:.2f} | "
+        lines.append(f"| {_ref([rec])} | {a['exact_accuracy']:.4f} | {_fill(a)} | {a['mean_segments']:.2f} | "
+                     f"{f['exact_accuracy']:.4f} | {_fill(f)} | {f['mean_segments']:.2f} | "
                      f"{int(a['count'])} |")
     return lines
 
@@ -160,12 +166,12 @@ def depth_table(records: list[dict]) -> list[str]:
     if not rows:
         return []
     mults = sorted({row["multiplier"] for r in rows for row in r["evals"]["depth"]["rows"]})
-    lines = ["| run | training segments | " + " | ".join(f"{m}x exact (cell)" for m in mults) + " | how |",
+    lines = ["| run | training segments | " + " | ".join(f"{m}x exact (fill)" for m in mults) + " | how |",
              "|---|---:|" + "---:|" * len(mults) + "---|"]
     for rec in rows:
         d = rec["evals"]["depth"]
         by = {row["multiplier"]: row for row in d["rows"]}
-        cells = [f"{by[m]['exact_accuracy']:.4f} ({by[m]['accuracy']:.4f})" if m in by else "-" for m in mults]
+        cells = [f"{by[m]['exact_accuracy']:.4f} ({_fill(by[m])})" if m in by else "-" for m in mults]
         lines.append(f"| {_ref([rec])} | {d['train_segments']} | " + " | ".join(cells) + f" | {d['via']} |")
     return lines
 
@@ -203,12 +209,12 @@ def curves_figure(records: list[dict], task: str, path: str) -> str | None:
     if not recs:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
     for rec in recs:
         fps, label = rec["plan"]["flops_per_step"], f"{_label(rec['plan']['family'])} s{rec['plan']['seed']}"
         train = [(m["step"] * fps / 1e12, m["train/loss"]) for m in rec["metrics"] if "train/loss" in m]
         line = axes[0].plot(*zip(*train), label=label)[0] if train else None
-        for ax, key in zip(axes[1:], ("eval/exact_accuracy", "eval/accuracy")):
+        for ax, key in zip(axes[1:], ("eval/exact_accuracy", "eval/accuracy", "eval/fill_accuracy")):
             ev = [(m["step"] * fps / 1e12, m[key]) for m in rec["metrics"] if key in m]
             if ev:
                 ax.plot(*zip(*ev), marker="o", label=label, color=line.get_color() if line else None)
@@ -217,6 +223,8 @@ def curves_figure(records: list[dict], task: str, path: str) -> str | None:
                 ylim=(-0.02, 1.02))
     axes[2].set(xlabel="training TFLOPs", ylabel="held-out cell accuracy", title=f"{task}: held-out cell accuracy",
                 ylim=(-0.02, 1.02))
+    axes[3].set(xlabel="training TFLOPs", ylabel="held-out fill accuracy",
+                title=f"{task}: accuracy on the cells to fill in", ylim=(-0.02, 1.02))
     return _save(fig, axes, path)
 
 
@@ -240,9 +248,9 @@ def depth_figure(records: list[dict], path: str) -> str | None:
     for rec in recs:
         rows = rec["evals"]["depth"]["rows"]
         label = f"{rec['plan']['task']} {_label(rec['plan']['family'])} s{rec['plan']['seed']}"
-        for ax, key in zip(axes, ("exact_accuracy", "accuracy")):
-            ax.plot([r["segments"] for r in rows], [r[key] for r in rows], marker="o", label=label)
-    for ax, what in zip(axes, ("exact", "cell")):
+        for ax, key in zip(axes, ("exact_accuracy", "fill_accuracy")):
+            ax.plot([r["segments"] for r in rows], [r.get(key, r["accuracy"]) for r in rows], marker="o", label=label)
+    for ax, what in zip(axes, ("exact", "fill")):
         ax.set(xlabel="test-time segments (fixed; the first point is training's halt_max_steps)",
                ylabel=f"held-out {what} accuracy", title=f"{what} accuracy vs test-time depth", ylim=(-0.02, 1.02))
     return _save(fig, axes, path)
@@ -259,8 +267,8 @@ def final_figure(records: list[dict], path: str) -> str | None:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.2 * len(bars)), 4.5))
-    for ax, key, what in zip(axes, ("eval/exact_accuracy", "eval/accuracy"), ("exact", "cell")):
-        values = [[f[key] for f in finals] for _, finals in bars]
+    for ax, key, what in zip(axes, ("eval/exact_accuracy", "eval/fill_accuracy"), ("exact", "fill")):
+        values = [[f.get(key, 0.0) for f in finals] for _, finals in bars]
         means = [statistics.mean(v) for v in values]
         err = [[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]]
         ax.bar(range(len(bars)), means, yerr=err, capsize=4, color="tab:blue" if what == "exact" else "tab:green")
@@ -311,7 +319,9 @@ def write(out: str, suite: str, runs, only: str = "") -> str:
                      f"{task.budget_steps:,} steps of {_label(task.reference)}" if task.budget_steps else
                      f"- `{task.name}` ({task.kind}): {task.note}; the configs' own schedules")
     lines += ["", "## Puzzles: held-out accuracy at equal training FLOPs", "",
-              "Held-out = the test split; exact = every cell of the solution right; cell = per-cell accuracy; both "
+              "Held-out = the test split; exact = every cell of the solution right; cell = per-cell accuracy over all "
+              "cells (givens included); fill = per-cell accuracy on the cells to fill in (label != input: "
+              "Sudoku's blanks, a maze's path); all "
               "from the trainer's final evaluation (metrics.jsonl, fixed halt_max_steps segments). With several "
               "seeds: mean ± standard deviation.", "", *headline_table(records), ""]
     for title, table in (("Adaptive (ACT) vs fixed halting", halting_table(records)),

@@ -25,7 +25,7 @@ def check_puzzle_run(config) -> None:
 
 def evaluate_family(restored, family, workdir: str, max_batches: int = 0, *, global_batch: int = 0) -> dict:
     """One pass of `family` over the restored run's test split -> the `evaluate_puzzles` entry: count,
-    exact_accuracy, accuracy (per cell), mean_segments; with test-time settings also every selection rule's
+    exact_accuracy, accuracy (per cell), fill_accuracy (per cell to fill in), mean_segments; with test-time settings also every selection rule's
     `<rule>_exact_accuracy` / `<rule>_accuracy` and `segments_per_puzzle` (summed over the K trajectories)."""
     run_config = restored.config
     if global_batch:
@@ -36,7 +36,8 @@ def evaluate_family(restored, family, workdir: str, max_batches: int = 0, *, glo
     m = evaluation.evaluate_model(family, restored.model, iter(test_ds), restored.mesh,
                                   run_config.data.global_batch_size, spec.seq_len, max_batches)
     out = {"count": m.get("eval/count", 0.0), "exact_accuracy": m.get("eval/exact_accuracy", 0.0),
-           "accuracy": m.get("eval/accuracy", 0.0), "mean_segments": m.get("eval/steps", 0.0)}
+           "accuracy": m.get("eval/accuracy", 0.0), "fill_accuracy": m.get("eval/fill_accuracy", 0.0),
+           "mean_segments": m.get("eval/steps", 0.0)}
     if family.test_time is not None:
         for rule in test_time.SELECTIONS:
             for metric in ("exact_accuracy", "accuracy"):

@@ -179,6 +179,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.generate_num_test = 1000
     c.data.generate_num_aug = 1000  # sudoku: augmented variants per train puzzle
     c.data.generate_min_rating = 18.0  # sudoku: difficulty filter (tdoku-style guesses; 18 gives Sudoku-Extreme's mean of ~22)
+    c.data.generate_num_blanks = 0  # sudoku: > 0 = puzzles with exactly this many blanks (the easy end) instead of the rating climb (generate_min_rating unused)
     c.data.generate_per_grid = 10  # sudoku: puzzles kept per solution grid (neighbours, one split)
     c.data.generate_maze_size = 30
     c.data.generate_min_path_length = 110

@@ -252,7 +252,8 @@ def ensure_puzzles(config: ml_collections.ConfigDict, workdir: str, process_coun
         from input_pipeline.puzzles import sudoku_dataset  # noqa: PLC0415
         train, test = sudoku_dataset.generate_train_test(d.generate_num_train, d.generate_num_test,
                                                          d.generate_min_rating, config.seed, workers,
-                                                         per_grid=d.generate_per_grid)
+                                                         per_grid=d.generate_per_grid,
+                                                         num_blanks=d.generate_num_blanks)
         sudoku_dataset.write_sudoku_dataset(path, train, test, d.generate_num_aug, config.seed)
     else:
         from input_pipeline.puzzles import maze_dataset  # noqa: PLC0415

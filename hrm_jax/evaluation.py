@@ -25,6 +25,10 @@ def _as_averages(m: dict[str, np.ndarray]) -> dict[str, clu_metrics.Average]:
     for k, v in m.items():
         if k == "correct_tokens":
             out["token_accuracy"] = clu_metrics.Average(total=v, count=m["tokens"])
+        elif k == "correct_fill_cells":
+            out["fill_accuracy"] = clu_metrics.Average(total=v, count=m["fill_cells"])
+        elif k == "fill_cells":
+            continue
         elif k == "loss_sum":
             out["loss"] = clu_metrics.Average(total=v, count=m["tokens"])
         elif k not in ("count", "tokens"):

@@ -65,10 +65,16 @@ def example_batch(keys: tuple[str, ...], global_batch: int, seq_len: int) -> dic
                                     jnp.float32 if k in FLOAT_KEYS else jnp.int32) for k in keys}
 
 
-def _token_metrics(logits, labels):
+def _token_metrics(logits, labels, inputs=None):
+    """Token sums; with puzzle `inputs`, also over the cells to fill in (label != input: Sudoku's blanks, a maze's
+    path), which the headline cell accuracy dilutes with the copied givens (evaluation: `fill_accuracy`)."""
     mask = labels != losses.IGNORE_LABEL_ID
     correct = mask & (jnp.argmax(logits, -1) == labels)
-    return {"tokens": mask.sum(), "correct_tokens": correct.sum()}
+    out = {"tokens": mask.sum(), "correct_tokens": correct.sum()}
+    if inputs is not None:
+        fill = mask & (labels != inputs)
+        out |= {"fill_cells": fill.sum(), "correct_fill_cells": (fill & correct).sum()}
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +153,7 @@ class HRMFamily:
         outputs, steps = act.act_infer(model, data, adaptive=self.eval_adaptive, max_steps=self.fixed_train_segments)
         _, m = losses.act_loss(outputs, data["labels"], jnp.ones(steps.shape, bool), steps, self.loss_type)
         out = {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
-        return out | _token_metrics(outputs["logits"], data["labels"])
+        return out | _token_metrics(outputs["logits"], data["labels"], None if self.code else data["inputs"])
 
     def num_params(self) -> int:
         abstract = nnx.eval_shape(lambda: HRM(self.model_config, rngs=nnx.Rngs(0)))
@@ -354,7 +360,7 @@ class TransformerFamily:
         outputs, steps = act.act_infer(model, batch, adaptive=self.eval_adaptive)
         _, m = losses.act_loss(outputs, batch["labels"], jnp.ones(steps.shape, bool), steps, self.loss_type)
         out = {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
-        return out | _token_metrics(outputs["logits"], batch["labels"])
+        return out | _token_metrics(outputs["logits"], batch["labels"], batch["inputs"])
 
     def num_params(self) -> int:
         return transformer_num_params(self.model_config)

@@ -180,12 +180,14 @@ def metrics(model, data: dict[str, jax.Array], settings: TestTimeSettings, *, ad
             loss_type: str) -> dict[str, jax.Array]:
     """Metric sums over one batch: `run_trajectories`, then `score`."""
     outputs, steps_BK = run_trajectories(model, data, settings, adaptive=adaptive)
-    return score(outputs, steps_BK, data["labels"], settings.selection, loss_type)
+    return score(outputs, steps_BK, data["labels"], settings.selection, loss_type, data["inputs"])
 
 
-def score(outputs, steps_BK: jax.Array, labels_BS: jax.Array, selection: str, loss_type: str) -> dict[str, jax.Array]:
+def score(outputs, steps_BK: jax.Array, labels_BS: jax.Array, selection: str, loss_type: str,
+          inputs_BS: jax.Array | None = None) -> dict[str, jax.Array]:
     """Metric sums of K trajectories per puzzle (outputs with a [B, K] leading shape). The headline keys (count,
-    accuracy, exact_accuracy, q_halt_accuracy, steps, tokens, correct_tokens) are the family's eval metrics for
+    accuracy, exact_accuracy, q_halt_accuracy, steps, tokens, correct_tokens, and with `inputs_BS` fill_cells,
+    correct_fill_cells) are the family's eval metrics for
     the trajectory `selection` picks; `by_<rule>_exact_accuracy` / `by_<rule>_accuracy` for every rule (oracle: the
     upper bound); `segments_total`: the segments run per puzzle summed over its K trajectories (the compute)."""
     picks = selections(outputs, labels_BS)
@@ -198,8 +200,11 @@ def score(outputs, steps_BK: jax.Array, labels_BS: jax.Array, selection: str, lo
         if rule == selection:
             out |= {k: m[k] for k in ("count", "accuracy", "exact_accuracy", "q_halt_accuracy", "steps")}
             mask = labels_BS != losses.IGNORE_LABEL_ID
-            out["tokens"] = mask.sum()
-            out["correct_tokens"] = (mask & (jnp.argmax(chosen["logits"], -1) == labels_BS)).sum()
+            correct = mask & (jnp.argmax(chosen["logits"], -1) == labels_BS)
+            out["tokens"], out["correct_tokens"] = mask.sum(), correct.sum()
+            if inputs_BS is not None:
+                fill = mask & (labels_BS != inputs_BS)
+                out["fill_cells"], out["correct_fill_cells"] = fill.sum(), (fill & correct).sum()
     valid = (labels_BS != losses.IGNORE_LABEL_ID).any(-1)
     out["segments_total"] = jnp.where(valid, steps_BK.sum(-1), 0).sum()
     return out

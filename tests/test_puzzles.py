@@ -346,7 +346,7 @@ def test_augmentation_preserves_validity():
 def test_train_and_test_are_disjoint_up_to_symmetry(monkeypatch):
     real = sudoku_dataset.generate_one
 
-    def with_a_symmetric_copy(seed, index, min_rating, per_grid):
+    def with_a_symmetric_copy(seed, index, min_rating, per_grid, num_blanks=0):
         # Index 2 returns a transformed copy of index 0: it must not reach either split.
         if index == 2:
             item = real(seed, 0, min_rating, per_grid)[0]
@@ -372,6 +372,28 @@ def test_splits_share_no_solution_grid():
     assert len(train) == 3 and len(test) == 3
     assert not {i.generated.solution for i in train} & {i.generated.solution for i in test}
     assert len({i.canonical for i in train + test}) == 6
+
+
+def test_blanked_puzzles_have_exactly_that_many_blanks_and_one_solution():
+    puzzles = sudoku_generator.blanked_puzzles(random.Random(3), 40, per_grid=3)
+    assert len(puzzles) == 3 and len({p.puzzle for p in puzzles}) == 3
+    for p in puzzles:
+        assert sum(v == 0 for v in p.puzzle) == 40
+        assert all(v in (0, s) for v, s in zip(p.puzzle, p.solution))  # the clues are the solution's
+        assert sudoku_solver.solve(list(p.puzzle), 2).solutions == [list(p.solution)]
+        assert p.rating >= 0
+    few = sudoku_generator.blanked_puzzles(random.Random(3), 10)[0]
+    assert few.rating == 0  # ten blanks: propagation alone solves it
+    with pytest.raises(ValueError, match="num_blanks must be in 1..64"):
+        sudoku_generator.blanked_puzzles(random.Random(0), 70)
+
+
+def test_blanks_mode_reaches_the_splits_and_is_deterministic():
+    a = sudoku_dataset.generate_train_test(3, 2, min_rating=99, seed=4, workers=1, per_grid=2, num_blanks=30)
+    b = sudoku_dataset.generate_train_test(3, 2, min_rating=99, seed=4, workers=1, per_grid=2, num_blanks=30)
+    assert a == b and len(a[0]) == 3 and len(a[1]) == 2  # min_rating is not used in blanks mode
+    assert all(sum(v == 0 for v in i.generated.puzzle) == 30 for i in a[0] + a[1])
+    assert not {i.generated.solution for i in a[0]} & {i.generated.solution for i in a[1]}
 
 
 def test_parallel_generation_matches_serial():

@@ -68,10 +68,11 @@ def test_toy_study_resumes_skips_and_reports_from_the_run_files(tmp_path, capsys
     for run in runs:
         final = _final_eval(os.path.join(study.run_dir(out, run), "metrics.jsonl"))
         row = next(line for line in results.splitlines() if f"`{run.name}`" in line and line.startswith("| toy"))
-        assert f"| {final['eval/exact_accuracy']:.4f} | {final['eval/accuracy']:.4f} |" in row
+        assert (f"| {final['eval/exact_accuracy']:.4f} | {final['eval/accuracy']:.4f} | "
+                f"{final['eval/fill_accuracy']:.4f} |") in row
     state = json.loads(pathlib.Path(workdir, "study.json").read_text())
     fixed = state["evals"]["halting"]["fixed"]
-    assert f"{fixed['exact_accuracy']:.4f} | {fixed['accuracy']:.4f} | {fixed['mean_segments']:.2f}" in results
+    assert f"{fixed['exact_accuracy']:.4f} | {fixed['fill_accuracy']:.4f} | {fixed['mean_segments']:.2f}" in results
     one_x = state["evals"]["depth"]["rows"][0]
     assert one_x["segments"] == fixed["mean_segments"] and one_x["accuracy"] == pytest.approx(fixed["accuracy"])
     assert "python -m hrm_jax.main --config=configs/sudoku.py:tiny" in results and "commit `" in results

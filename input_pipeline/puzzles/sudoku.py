@@ -24,6 +24,9 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-test", type=int, default=1000)
     p.add_argument("--min-rating", type=float, default=DEFAULT_MIN_RATING,
                    help="keep puzzles whose tdoku-style rating (mean guesses) is at least this")
+    p.add_argument("--num-blanks", type=int, default=0,
+                   help="> 0: puzzles with exactly this many blanks (unique, not minimal: the easy end) "
+                        "instead of the rating climb; --min-rating is then not used")
     p.add_argument("--per-grid", type=int, default=DEFAULT_PER_GRID,
                    help="puzzles kept per solution grid (neighbours, always in one split)")
     p.add_argument("--seed", type=int, default=0)
@@ -34,6 +37,8 @@ def check_generation_args(p: argparse.ArgumentParser, args: argparse.Namespace) 
     for name in ("num_train", "num_test", "min_rating"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.num_blanks and not 1 <= args.num_blanks <= 64:
+        p.error("--num-blanks must be in 1..64 (a unique Sudoku keeps at least 17 clues)")
     for name in ("per_grid", "workers"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -57,7 +62,7 @@ def main(argv=None) -> int:
     progress = Progress(args.num_train + args.num_test, "sudoku puzzles")
     train, test = sudoku_dataset.generate_train_test(
         args.num_train, args.num_test, args.min_rating, args.seed, args.workers,
-        on_progress=progress.update, per_grid=args.per_grid)
+        on_progress=progress.update, per_grid=args.per_grid, num_blanks=args.num_blanks)
     progress.close()
     print("writing dataset...", file=sys.stderr)
     sudoku_dataset.write_sudoku_dataset(args.out, train, test, args.num_aug, args.seed)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from input_pipeline.puzzles import csv_format, hrm_format, sudoku_symmetry
-from input_pipeline.puzzles.sudoku_generator import GeneratedPuzzle, hard_puzzles
+from input_pipeline.puzzles.sudoku_generator import GeneratedPuzzle, blanked_puzzles, hard_puzzles
 from input_pipeline.puzzles.sudoku_solver import board_to_string
 
 CSV_SOURCE = "hrm-jax-generated"
@@ -38,9 +38,13 @@ def task_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(2, np.uint64)[0])
 
 
-def generate_one(seed: int, index: int, min_rating: float, per_grid: int = 1) -> list[CanonicalPuzzle]:
-    """The puzzles of task ``index`` (one solution grid): deterministic in its arguments."""
-    puzzles = hard_puzzles(random.Random(task_seed(seed, index)), min_rating, per_grid)
+def generate_one(seed: int, index: int, min_rating: float, per_grid: int = 1,
+                 num_blanks: int = 0) -> list[CanonicalPuzzle]:
+    """The puzzles of task ``index`` (one solution grid): deterministic in its arguments. ``num_blanks`` > 0:
+    puzzles with that many blanks (``blanked_puzzles``) instead of the rating climb (``min_rating`` unused)."""
+    rng = random.Random(task_seed(seed, index))
+    puzzles = (blanked_puzzles(rng, num_blanks, per_grid) if num_blanks
+               else hard_puzzles(rng, min_rating, per_grid))
     return [CanonicalPuzzle(p, sudoku_symmetry.canonical_form(p.puzzle)) for p in puzzles]
 
 
@@ -49,10 +53,10 @@ def _generate_task(args) -> list[CanonicalPuzzle]:
 
 
 def generate_puzzles(indices, min_rating: float, seed: int, workers: int = 1, on_result=None,
-                     per_grid: int = 1) -> list[list[CanonicalPuzzle]]:
+                     per_grid: int = 1, num_blanks: int = 0) -> list[list[CanonicalPuzzle]]:
     """The puzzles of the given tasks, one list per task in index order (whatever
     ``workers``); calls ``on_result(puzzles)`` as each task's list arrives."""
-    tasks = [(seed, i, min_rating, per_grid) for i in indices]
+    tasks = [(seed, i, min_rating, per_grid, num_blanks) for i in indices]
     results = []
     if workers <= 1:
         iterator = map(_generate_task, tasks)
@@ -76,7 +80,7 @@ def generate_puzzles(indices, min_rating: float, seed: int, workers: int = 1, on
 
 def generate_train_test(
     num_train: int, num_test: int, min_rating: float, seed: int, workers: int = 1, on_progress=None,
-    per_grid: int = 1,
+    per_grid: int = 1, num_blanks: int = 0,
 ) -> tuple[list[CanonicalPuzzle], list[CanonicalPuzzle]]:
     """``num_train`` + ``num_test`` puzzles whose canonical forms are all distinct (so no test
     puzzle is a symmetric variant of a train puzzle). Train takes the lowest task indices;
@@ -106,7 +110,7 @@ def generate_train_test(
         if split == 0:  # enough tasks for test too, so parallel workers stay busy
             count += -(-num_test // per_grid)
         batch = generate_puzzles(range(next_index, next_index + count), min_rating, seed,
-                                 workers, progress, per_grid)
+                                 workers, progress, per_grid, num_blanks)
         next_index += count
         for task in batch:
             while split < 2 and len(splits[split]) >= wanted[split]:

@@ -62,6 +62,24 @@ def hard_puzzles(
             for p, r in zip(puzzles, ratings)]
 
 
+def blanked_puzzles(rng: random.Random, num_blanks: int, per_grid: int = 1,
+                    max_restarts: int = 1000) -> list[GeneratedPuzzle]:
+    """Up to ``per_grid`` distinct unique puzzles of one random grid with exactly ``num_blanks``
+    blanks (the easy end: not minimal, rated like the rest; 1 to 64 blanks, as a unique
+    Sudoku has at least 17 clues). RuntimeError when no puzzle reached that many blanks."""
+    if not 1 <= num_blanks <= 64:
+        raise ValueError(f"num_blanks must be in 1..64 (a unique Sudoku keeps >= 17 clues), got {num_blanks}")
+    if per_grid < 1:
+        raise ValueError(f"per_grid must be >= 1, got {per_grid}")
+    puzzles, solution, ratings, restarts = kernels.blanked_puzzles(
+        _seed32(rng), int(num_blanks), per_grid, FINAL_VARIANTS, max_restarts)
+    if len(puzzles) == 0:
+        raise RuntimeError(f"no unique puzzle with {num_blanks} blanks in {max_restarts + 1} tries")
+    solution = tuple(int(v) for v in solution)
+    return [GeneratedPuzzle(tuple(int(v) for v in p), solution, float(r), 0, int(restarts))
+            for p, r in zip(puzzles, ratings)]
+
+
 def hard_puzzle(rng: random.Random, min_rating: float, **kwargs) -> GeneratedPuzzle:
     """One puzzle rated at least ``min_rating``."""
     return hard_puzzles(rng, min_rating, per_grid=1, **kwargs)[0]

@@ -643,3 +643,38 @@ def random_minimal_puzzle(seed):
     sets = np.zeros((MAX_SETS, 2), np.uint64)
     num_sets = np.zeros(1, np.int64)
     return solution, minimise(solution, solution, sets, num_sets)
+
+
+@numba.njit(cache=True)
+def blanked_puzzles(seed, num_blanks, count, variants, max_restarts):
+    """Up to ``count`` distinct unique puzzles of one random grid with exactly ``num_blanks``
+    blanks: cells are blanked in a random order, skipping a cell whose removal would admit a
+    second solution (a fresh order when one runs out of cells). The easy end of the difficulty
+    range: few blanks are solved by propagation alone (rating 0).
+
+    Returns (puzzles [n, 81], solution, ratings [n] over ``variants`` variants, restarts)."""
+    np.random.seed(seed)
+    solution = random_full_grid()
+    kept = np.zeros((count, 81), np.int64)
+    ratings = np.zeros(count, np.float64)
+    n = 0
+    restarts = 0
+    while n < count and restarts <= max_restarts:
+        board = solution.copy()
+        blanks = 0
+        for cell in np.random.permutation(81):
+            if blanks == num_blanks:
+                break
+            digit = board[cell]
+            board[cell] = 0
+            if count_solutions(board, 2) == 1:
+                blanks += 1
+            else:
+                board[cell] = digit
+        if blanks == num_blanks and not _already_kept(kept, n, board):
+            kept[n] = board
+            ratings[n] = _rate(board, variants)
+            n += 1
+        else:
+            restarts += 1
+    return kept[:n].copy(), solution, ratings[:n].copy(), restarts
