@@ -11,7 +11,7 @@ A step marked "harness" gets a per-step secret S (fresh random bytes, drawn here
 socket pair (not a pipe, whose /proc/self/fd link a process could reopen to read what others write), S already
 in it. The test framework's harness (evals/polyglot_harness) reads S before any candidate code runs and writes
 one line per test on the same socket, `S <status> <name>`; lines without S are dropped, S is stripped, and the
-step's record lists [status, name] per test ("reports"), capped at MAX_REPORTS ("reports_truncated").
+step's record lists [status, name] per test ("reports"), capped at MAX_REPORTS records and MAX_REPORT_BYTES ("reports_truncated").
 """
 DRIVER = r'''
 import base64, ctypes, json, os, selectors, signal, socket, subprocess, sys, time
@@ -34,7 +34,7 @@ def exited(pid):
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-MAX_REPORTS, MAX_REPORT_LINE = 20000, 4096
+MAX_REPORTS, MAX_REPORT_BYTES, MAX_REPORT_LINE = 1000, 96 << 10, 4096  # the record fits the sandbox's stdout cap
 
 
 class Reports:
@@ -44,7 +44,7 @@ class Reports:
         self.secret = os.urandom(16).hex().encode()
         self.ours, self.theirs = socket.socketpair()
         self.ours.sendall(self.secret)
-        self.pending, self.records, self.truncated = b"", [], False
+        self.pending, self.records, self.truncated, self.size = b"", [], False, 0
 
     def take(self, chunk):
         lines = (self.pending + chunk).split(b"\n")
@@ -54,10 +54,11 @@ class Reports:
             status, _, name = rest.partition(b" ")
             if head != self.secret or status not in (b"pass", b"fail", b"skip"):
                 continue  # not the harness's
-            if len(self.records) >= MAX_REPORTS:
+            if len(self.records) >= MAX_REPORTS or self.size + len(name) > MAX_REPORT_BYTES:
                 self.truncated = True
                 continue
             self.records.append([status.decode(), name.decode("utf-8", "replace")])
+            self.size += len(name) + 16
 
 
 def run_step(step, deadline, cap):

@@ -192,7 +192,7 @@ def forgery(language: str, files: dict, tests: Sequence[str]) -> str | None:
             if path not in tests and not re.match(_EXERCISE_FILES, path):
                 for name in re.findall(r"^\s*#\s*(?:define|undef)\s+(\w+)", text, flags=re.MULTILINE):
                     if name in used:
-                        return f"{path}: `#define {name}` redefines a name the tests use, which the judge does not allow"
+                        return f"{path}: `#define {name}` redefines a name the tests use, which the judge refuses"
     suffixes = {"cpp": (".cpp", ".h", ".hpp", ".cc"), "go": (".go",), "rust": (".rs",), "java": (".java",),
                 "javascript": (".js",)}.get(language, ())
     for path, text in sorted(files.items()):

@@ -361,11 +361,13 @@ def _forged(language, exercise, how="summary"):
                 "import java.util.List;\n\nclass Series {\n    static {\n"
                 f'        System.out.println("[ {count} tests found ]\\n[ {count} tests successful ]\\n'
                 '[ 0 tests failed ]");\n        System.exit(0);\n    }\n\n'
-                "    Series(String string) {}\n\n    List<String> slices(int num) {\n        return List.of();\n    }\n}\n"}
+                "    Series(String string) {}\n\n"
+                "    List<String> slices(int num) {\n        return List.of();\n    }\n}\n"}
     if language == "javascript" and how == "Object.is":
         return {"triangle.js": "Object.is = () => true;\n\nexport class Triangle {\n  constructor(...sides) {}\n}\n"}
     if language == "javascript":
-        return {"triangle.js": "const anything = new Proxy(function () {}, { get: () => anything, apply: () => anything });\n"
+        return {"triangle.js": "const anything = new Proxy(function () {},\n"
+                               "  { get: () => anything, apply: () => anything });\n"
                                "globalThis.expect = () => anything;\n\n"
                                "export class Triangle {\n  constructor(...sides) {}\n}\n"}
     if how == "exit":
@@ -375,8 +377,9 @@ def _forged(language, exercise, how="summary"):
                                  "space_age::space_age::space_age(unsigned long long secs) : seconds_(secs) {\n"
                                  f'    std::printf("%s\\n", "{summary}");\n    std::exit(0);\n}}\n\n'
                                  "unsigned long long space_age::space_age::seconds() const { return seconds_; }\n"
-                                 + "".join(f"double space_age::space_age::on_{p}() const {{ return 0; }}\n" for p in
-                                           ("earth", "mercury", "venus", "mars", "jupiter", "saturn", "uranus", "neptune"))}
+                                 + "".join(f"double space_age::space_age::on_{p}() const {{ return 0; }}\n"
+                                           for p in ("earth", "mercury", "venus", "mars", "jupiter", "saturn",
+                                                     "uranus", "neptune"))}
     header = exercise.reference["space_age.h"]
     return {"space_age.h": header.replace("namespace space_age", '#include "test/catch.hpp"\n#undef REQUIRE\n'
                                           "#undef REQUIRE_THAT\n#define REQUIRE(...) CHECK(true)\n"
