@@ -22,7 +22,7 @@ they declare where no loop or .each builds tests, else one, and no more skipped 
 passed, none failed. Before compiling, `forgery` refuses candidate files that could run before the harness or
 replace the framework's parts: C++ macros of names the tests or Catch use, pre-main constructors and sections,
 C symbol interposition; Rust's no_mangle/link_section/global_allocator/ctor, std macros redefined, Cargo.toml
-sections beyond the package, its dependencies and features (test targets); Go's linkname.
+sections beyond the package, its dependencies and features (test targets), a build script; Go's linkname.
 
 What stays open: the candidate shares the harness's address space, so code that reads the process's memory
 (unsafe pointers, reflection on the harness's fields) can find S. In JavaScript the builtins' prototypes stay
@@ -184,8 +184,9 @@ def forgery(language: str, files: dict, tests: Sequence[str]) -> str | None:
         for section in re.findall(r"^\s*\[\[?\s*([^\]]+?)\s*\]", files["Cargo.toml"], flags=re.MULTILINE):
             if not _CARGO_SECTIONS.fullmatch(section):
                 return f"Cargo.toml: section [{section}] is not allowed (only the package, its dependencies, features)"
-        if re.search(r"\bctor\b|^\s*(?:autotests|autobins|harness)\s*=", files["Cargo.toml"], flags=re.MULTILINE):
-            return "Cargo.toml: a pre-main or test-target setting is not allowed"
+        # a build script runs the candidate's code at compile time, where it could rewrite the test files
+        if re.search(r"\bctor\b|^\s*(?:autotests|autobins|harness|build)\s*=", files["Cargo.toml"], flags=re.MULTILINE):
+            return "Cargo.toml: a build script, pre-main code or test-target setting is not allowed"
     if language == "cpp":  # a macro of a name the tests or Catch use changes what they assert
         used = set(re.findall(r"\w+", "".join(files.get(p, "") for p in [*tests, "test/catch.hpp"])))
         for path, text in sorted(files.items()):

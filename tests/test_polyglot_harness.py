@@ -89,6 +89,7 @@ def test_candidate_files_that_could_forge_the_harness_are_refused():
     retargeted = {"Cargo.toml": '[package]\n[[test]]\nname = "a"\npath = "src/lib.rs"\n'}
     assert "Cargo.toml" in harness.forgery("rust", retargeted, [])
     assert harness.forgery("rust", {"Cargo.toml": '[package]\nname = "a"\n[dependencies]\nctor = "*"\n'}, [])
+    assert "build script" in harness.forgery("rust", {"Cargo.toml": '[package]\nbuild = "src/lib.rs"\n'}, [])
     plain = {"Cargo.toml": "[package]\n[dependencies]\nregex = \"1\"\n[lints.clippy]\n"}
     assert harness.forgery("rust", plain, []) is None
     assert "no_mangle" in harness.forgery("rust", {"src/lib.rs": "#[no_mangle]\npub extern \"C\" fn read() {}\n"}, [])
