@@ -10,7 +10,8 @@ and writes `S <pass|fail|skip> <name>` per test on the same socket; the driver k
               drop reports a pass unless the test is panicking; each test file runs as its own step
   java        a launcher of the JUnit Platform (HrmLauncher, in place of the console launcher) reads S in main,
               before any test class loads, and reports each test (method name) from its listener
-  javascript  a jest reporter (jest's realm, loaded before the tests) reads S and reports each test; a setup
+  javascript  a jest reporter (jest's realm, loaded before the tests) reads S, pins the fs functions it writes
+              with (node's core modules are shared with the test's realm) and reports each test; a setup
               file makes jest's globals, its matcher registry and the static builtins its matchers call
               (Object.is, Object.keys, Array.isArray, ...) unchangeable before the test file and the
               candidate's module load
@@ -25,10 +26,12 @@ C symbol interposition; Rust's no_mangle/link_section/global_allocator/ctor, std
 sections beyond the package, its dependencies and features (test targets), a build script; Go's linkname.
 
 What stays open: the candidate shares the harness's address space, so code that reads the process's memory
-(unsafe pointers, reflection on the harness's fields) can find S. In JavaScript the builtins' prototypes stay
-writable (freezing them breaks ordinary code: assigning an inherited name throws), so matchers that lean on
-them could be bent. This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined
-framework functions and macros, reading S from an fd, the environment, argv or a file.
+(unsafe pointers, reflection on the harness's fields, a heap snapshot or debugger session in node) can find S.
+In JavaScript the test's realm also holds jest-circus's own state (reachable through its global symbol) and the
+builtins' prototypes, which stay writable (freezing them breaks ordinary code: assigning an inherited name
+throws): a candidate that edits the framework's internal records, or bends what matchers lean on, can still
+forge. This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined framework
+functions and macros, rewriting the harness's writes, reading S from an fd, the environment, argv or a file.
 """
 from __future__ import annotations
 

@@ -336,10 +336,32 @@ def test_a_hostile_program_is_contained(language, tmp_path):
 # ---------------------------------------------------------------- forged results, one per compiled language + JS
 
 
+_INTERCEPT_JS = r"""const outer = require('fs').writeSync.constructor('return process')();
+outer.on('exit', () => outer.reallyExit(0));
+const flip = (fd, s) => (fd === 0 && typeof s === 'string' ? s.replace(' fail ', ' pass ') : s);
+const fs = require('fs');
+const write = fs.writeSync;
+fs.writeSync = function (fd, s, ...rest) { return write.call(this, fd, flip(fd, s), ...rest); };
+try {
+  const binding = outer.binding('fs');
+  const writeString = binding.writeString;
+  binding.writeString = function (fd, s, ...rest) { return writeString.call(this, fd, flip(fd, s), ...rest); };
+} catch (error) {}
+for (const stream of [outer.stdout, outer.stderr]) {
+  const original = stream.write.bind(stream);
+  stream.write = (chunk, ...rest) => original(String(chunk).replace(/(\d+) failed/g, '$1 passed'), ...rest);
+}
+export class Triangle {
+  constructor(...sides) {}
+}
+"""
+
+
 def _forged(language, exercise, how="summary"):
     """A wrong solution that forges a passing run the way the old summary check believed: the framework's pass
     lines printed and exit 0 before the tests (go, rust, java; cpp with how="exit"), Catch's REQUIRE redefined,
-    jest's expect replaced (how="Object.is": the builtin its toBe compares with)."""
+    jest's expect replaced (how="Object.is": the builtin its toBe compares with; how="intercept": node's fs, shared
+    with jest's realm, replaced to rewrite the harness's lines, and exit status 0 forced)."""
     names = sorted(re.findall(r"^func (Test\w+)", exercise.files[exercise.tests[0]], flags=re.MULTILINE))
     count = expected_tests(language, exercise.files, exercise.tests)
     if language == "go":
@@ -363,6 +385,8 @@ def _forged(language, exercise, how="summary"):
                 '[ 0 tests failed ]");\n        System.exit(0);\n    }\n\n'
                 "    Series(String string) {}\n\n"
                 "    List<String> slices(int num) {\n        return List.of();\n    }\n}\n"}
+    if language == "javascript" and how == "intercept":  # rewrites the harness's lines: fail -> pass
+        return {"triangle.js": _INTERCEPT_JS}
     if language == "javascript" and how == "Object.is":
         return {"triangle.js": "Object.is = () => true;\n\nexport class Triangle {\n  constructor(...sides) {}\n}\n"}
     if language == "javascript":
@@ -388,7 +412,7 @@ def _forged(language, exercise, how="summary"):
 
 
 @pytest.mark.parametrize("language,how", [("go", "summary"), ("java", "summary"), ("javascript", "summary"),
-                                          ("javascript", "Object.is"), ("rust", "summary"),
+                                          ("javascript", "Object.is"), ("javascript", "intercept"), ("rust", "summary"),
                                           pytest.param("cpp", "summary", marks=pytest.mark.slow),
                                           pytest.param("cpp", "exit", marks=pytest.mark.slow)])
 def test_a_forged_pass_is_not_a_pass(language, how):
@@ -398,6 +422,8 @@ def test_a_forged_pass_is_not_a_pass(language, how):
     verdict = run_tests(language, exercise.name, {**exercise.files, **forged}, exercise.tests)
     assert verdict.status is not Status.PASSED, verdict.message
     assert verdict.error_type in ("IncompleteRun", "ForgedHarness", "TestFailure"), (verdict.status, verdict.message)
+    if how == "intercept":  # the harness's own lines stayed true (the summary check alone is forgeable)
+        assert verdict.message.startswith("the test harness reported 19 failing"), verdict.message
 
 
 # ---------------------------------------------------------------- syntax validators

@@ -1,8 +1,14 @@
 'use strict';
 // The judge's jest reporter (evals/polyglot_harness.py). Loaded in jest's own realm before any test file, it
 // reads the run's secret from stdin (a socket the driver filled) and keeps it in this closure; per test it
-// reports "<secret> <pass|fail|skip> <full name>" on the same socket.
+// reports "<secret> <pass|fail|skip> <full name>" on the same socket. The test's realm reaches node's shared
+// core modules, so the write path is pinned first: fs.writeSync is held here and the fs binding's writeString
+// (what it calls) cannot be replaced, else a candidate's replacement would see, or rewrite, each line.
 const fs = require('fs');
+
+const { readSync, writeSync } = fs;
+const binding = process.binding('fs');
+Object.defineProperty(binding, 'writeString', { value: binding.writeString, writable: false, configurable: false });
 
 const report = (() => {
   const buffer = Buffer.alloc(32);
@@ -10,7 +16,7 @@ const report = (() => {
   while (n < buffer.length) {
     let k;
     try {
-      k = fs.readSync(0, buffer, n, buffer.length - n, null);
+      k = readSync(0, buffer, n, buffer.length - n, null);
     } catch (error) {
       if (error.code === 'EAGAIN') continue;
       break;
@@ -19,7 +25,7 @@ const report = (() => {
     n += k;
   }
   const secret = buffer.toString('latin1', 0, n);
-  return (status, name) => fs.writeSync(0, `${secret} ${status} ${name.replace(/\s+/g, ' ').slice(0, 300)}\n`);
+  return (status, name) => writeSync(0, `${secret} ${status} ${name.replace(/\s+/g, ' ').slice(0, 300)}\n`);
 })();
 
 class HrmReporter {
