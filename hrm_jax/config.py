@@ -109,6 +109,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.hrm_text.bp_min_steps = 2
     c.model.hrm_text.loop_cycles = False  # each cycle's gradient-free L calls as one lax.fori_loop (compile time)
     c.model.hrm_text.remat = False  # recompute each block in the backward pass (less memory, ~1 more forward)
+    # what a rematerialized block keeps: nothing_saveable | dots_saveable | dots_with_no_batch_dims_saveable
+    c.model.hrm_text.remat_policy = "nothing_saveable"
     for key, kind in HRM_TEXT_OVERRIDES:
         c.model.hrm_text[key] = ml_collections.FieldReference(None, field_type=kind)
 
@@ -290,6 +292,9 @@ def ignored_settings(config: ml_collections.ConfigDict, overrides=()) -> list[tu
     return found
 
 
+REMAT_POLICY_NAMES = ("nothing_saveable", "dots_saveable", "dots_with_no_batch_dims_saveable")  # layers.REMAT_POLICIES
+
+
 def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
     """Check every value; `overrides` (the dotted names set on the command line) also refuses a command-line
     setting of a node the chosen family ignores."""
@@ -344,6 +349,8 @@ def validate(config: ml_collections.ConfigDict, overrides=()) -> None:
     _require(0.0 <= config.model.hrm_text.bp_warmup_ratio <= 1.0, "model.hrm_text.bp_warmup_ratio",
              "must be in [0, 1]")
     _require(config.model.hrm_text.bp_min_steps >= 1, "model.hrm_text.bp_min_steps", "must be >= 1")
+    _require(config.model.hrm_text.remat_policy in REMAT_POLICY_NAMES, "model.hrm_text.remat_policy",
+             f"{config.model.hrm_text.remat_policy!r} is not one of {REMAT_POLICY_NAMES}")
     _require(config.data.global_batch_size > 0, "data.global_batch_size", "must be positive")
     _require(config.train.steps > 0, "train.steps", "must be positive")
     _require(config.train.profile_steps >= 0 and config.train.profile_start >= 1, "train.profile_steps",

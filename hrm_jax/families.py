@@ -252,6 +252,7 @@ class HrmTextFamily:
     init: str = "authors"
     attention_impl: str | None = None
     remat: bool = False  # per-block rematerialization (config.model.hrm_text.remat)
+    remat_policy: str = "nothing_saveable"  # what a rematerialized block keeps (config.model.hrm_text.remat_policy)
     loop_cycles: bool = False  # gradient-free L calls as a lax.fori_loop (config.model.hrm_text.loop_cycles)
     chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits
     # The authors' backprop-depth warm-up (model.hrm_text.bp_warmup_ratio; 0 = off): gradient depth
@@ -265,7 +266,7 @@ class HrmTextFamily:
 
     def build(self, rngs: nnx.Rngs) -> HrmText:
         return HrmText(self.model_config, dtype=self.dtype, init=self.init, attention_impl=self.attention_impl,
-                       remat=self.remat, loop_cycles=self.loop_cycles, rngs=rngs)
+                       remat=self.remat, remat_policy=self.remat_policy, loop_cycles=self.loop_cycles, rngs=rngs)
 
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         return dict(batch)
@@ -411,5 +412,5 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     node = config.model.hrm_text
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat),
-                         loop_cycles=bool(node.loop_cycles), bp_warmup_ratio=float(node.bp_warmup_ratio),
+                         remat_policy=node.remat_policy, loop_cycles=bool(node.loop_cycles), bp_warmup_ratio=float(node.bp_warmup_ratio),
                          bp_min_steps=int(node.bp_min_steps), total_steps=int(config.train.steps))

@@ -243,13 +243,13 @@ class HrmText(nnx.Module):
     `init="transformers"`: `_init_weights` (plain normal(0, initializer_range) for every linear and the embedding,
     pad row zeroed, z_L_init zeros). `init="authors"`: Sapient's truncated LeCun (fmod(3)), std 1/sqrt(D) for gqkv,
     gate_up, o_proj, the embedding and lm_head, 1/sqrt(I) for down_proj; z_L_init unit std rounded to bf16 as they
-    store it; the pad row zeroed too. `remat=True`: per-block rematerialization in training (`layers.BlockStack`).
+    store it; the pad row zeroed too. `remat=True`: per-block rematerialization in training (`layers.BlockStack`), keeping what `remat_policy` says.
     """
 
     def __init__(self, config: HrmTextConfig, *, dtype=jnp.float32,
                  init: Literal["transformers", "authors"] = "transformers",
                  attention_impl: Literal["xla", "cudnn"] | None = None, remat: bool = False,
-                 loop_cycles: bool = False, rngs: nnx.Rngs):
+                 remat_policy: str = "nothing_saveable", loop_cycles: bool = False, rngs: nnx.Rngs):
         if init not in ("transformers", "authors"):
             raise ValueError(f"HrmText init must be 'transformers' or 'authors', got {init!r}")
         self.config, self.dtype = config, dtype
@@ -272,7 +272,7 @@ class HrmText(nnx.Module):
                     d, cfg.num_attention_heads, cfg.head_dim, cfg.intermediate_size, eps=cfg.rms_norm_eps,
                     pre_norm=True, gated_attention=True, rope_in_fp32=False, dtype=dtype, kernel_init=kernel_init,
                     down_init=down_init, attention_impl=attention_impl, rngs=rngs))
-            return layers.BlockStack(blocks, final_norm_eps=cfg.rms_norm_eps, remat=remat)
+            return layers.BlockStack(blocks, final_norm_eps=cfg.rms_norm_eps, remat=remat, remat_policy=remat_policy)
 
         self.L_module = stack()
         self.H_module = stack()

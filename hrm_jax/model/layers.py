@@ -304,9 +304,25 @@ class Block(nnx.Module):
         return rms_norm(h + self.mlp(h), self.eps)
 
 
-@nnx.remat
-def _rematerialized_block(layer: Block, h_BSD, cos, sin, mask):
+# model.hrm_text.remat_policy -> what a rematerialized block keeps from its forward pass (jax.checkpoint_policies).
+REMAT_POLICIES = {
+    "nothing_saveable": jax.checkpoint_policies.nothing_saveable,  # recompute the whole block (least memory)
+    "dots_saveable": jax.checkpoint_policies.dots_saveable,  # keep every matmul output, recompute the rest
+    "dots_with_no_batch_dims_saveable": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,  # the projections'
+}
+
+
+def _apply_block(layer: Block, h_BSD, cos, sin, mask):
     return layer(h_BSD, cos, sin, mask)
+
+
+_REMATERIALIZED = {name: nnx.remat(_apply_block, policy=policy) for name, policy in REMAT_POLICIES.items()}
+
+
+def check_remat_policy(name: str) -> str:
+    if name not in REMAT_POLICIES:
+        raise ValueError(f"remat_policy {name!r} is not one of {sorted(REMAT_POLICIES)}")
+    return name
 
 
 class BlockStack(nnx.Module):
@@ -314,18 +330,21 @@ class BlockStack(nnx.Module):
     `final_norm` adds HRM-Text's parameter-free RMSNorm after every stack call. `remat=True` recomputes each
     block's activations in the backward pass (one `jax.checkpoint` per block) instead of keeping them all: the
     [B, N, S, S] attention intermediates of every gradient-carrying block otherwise stay live until the backward
-    pass (16 blocks x several 256 MiB buffers for code-30m at 32 x 512). Same values; about one more forward."""
+    pass (16 blocks x several 256 MiB buffers for code-30m at 32 x 512). Same values; about one more forward.
+    `remat_policy` (REMAT_POLICIES) says what each block keeps: nothing (the default), or its matmul outputs."""
 
-    def __init__(self, blocks: list[Block], *, final_norm_eps: float | None = None, remat: bool = False):
+    def __init__(self, blocks: list[Block], *, final_norm_eps: float | None = None, remat: bool = False,
+                 remat_policy: str = "nothing_saveable"):
         self.layers = nnx.List(blocks)
         self.final_norm_eps = final_norm_eps
         self.remat = remat
+        self.remat_policy = check_remat_policy(remat_policy)
 
     def __call__(self, h_BSD: jax.Array, cos=None, sin=None, mask=None, kv_cache=None) -> jax.Array:
         for layer in self.layers:
             h_BSD = shard_activation(h_BSD, ACT_BSD)
             if self.remat and kv_cache is None:
-                h_BSD = _rematerialized_block(layer, h_BSD, cos, sin, mask)
+                h_BSD = _REMATERIALIZED[self.remat_policy](layer, h_BSD, cos, sin, mask)
             else:
                 h_BSD = layer(h_BSD, cos, sin, mask, kv_cache=kv_cache)
         if self.final_norm_eps is not None:
