@@ -6,19 +6,28 @@ limits as Python programs (the minimal root exposes the language's toolchain rea
 
 The verdict is decided here, in the parent, from the driver's record and the sandbox's own account of the run:
 
+  a candidate file could forge the        ERROR ("ForgedHarness", which file and why), decided before any run
+    harness (polyglot_harness.forgery)
   compile step exits non-zero              COMPILE_ERROR ("CompileError", the compiler's output)
   a step runs past the time left           TIMEOUT (so does the whole sandbox past its wall/CPU limit, and a
                                            step killed at its CPU limit)
   a step dies of another signal            KILLED (its name)
   the test step exits non-zero             FAILED ("TestFailure", the end of the test output)
-  exit 0 but the framework's summary does  ERROR ("IncompleteRun"): e.g. the candidate exited early with 0
-    not show every expected test passing
+  exit 0 but the harness's per-test        ERROR ("IncompleteRun"): e.g. the candidate exited early with 0,
+    reports miss or fail an expected test    or printed the framework's pass lines itself
+    (go, rust, java, javascript, cpp), or
+    the framework's summary does not show
+    every expected test passing
   all of it holds                          PASSED
 
 Every disabled test is enabled first (JUnit's @Disabled, jest's xtest, Rust's #[ignore], Catch's
 EXERCISM_RUN_ALL_TESTS), as the public harness does. The candidate's code shares its test framework's process
-in every compiled language, so a candidate that forges its framework's summary and exit status could pass; the
-count check catches exits before the tests (the common way a program ends early), not deliberate forgery.
+in every compiled language and in JavaScript, so its printed output (the framework's summary included) proves
+nothing: the per-test results that decide come from the harness of evals/polyglot_harness.py, over a socket
+gated by a per-step secret the candidate cannot read by ordinary means (that module says how, per language,
+and what stays open: code that reads its own process's memory). Python's verdicts here still rest on pytest's
+summary and exit status, which a candidate sharing pytest's process could forge (the HumanEval/MBPP path,
+evals/test_plan.py and evals/judging.py, decides outside the candidate's process).
 """
 from __future__ import annotations
 
@@ -32,6 +41,7 @@ import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from evals import polyglot_harness as harness
 from evals import polyglot_toolchains as tc
 from evals.polyglot_driver import DRIVER
 from evals.sandbox import SandboxLimits, run_program
@@ -105,6 +115,8 @@ def any_dependency_version(manifest: str) -> str:
 def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolchain: tc.Toolchain) -> Job:
     """The steps that compile and test an exercise whose files (stubs replaced by the candidate's) are `files`."""
     files = {p: _enable_all_tests(language, p, t) for p, t in files.items()}
+    solution = [p for p in files if p.endswith(".js") and p not in tests and p != "babel.config.js"]
+    files = harness.instrument(language, files, tests)
     t, env, links = toolchain.tools, dict(toolchain.env), {}
     here = name  # the exercise's own dir name: CMake names the project after it
     if language == "python":
@@ -115,7 +127,8 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
     elif language == "go":
         env.update(GOCACHE="/work-cache/go", GOPATH="/work-cache/gopath")
         steps = [{"name": "compile", "argv": [t["go"], "test", "-c", "-o", "exercise.test", "."], "cwd": here},
-                 {"name": "test", "argv": ["./exercise.test", "-test.v", "-test.count=1"], "cwd": here}]
+                 {"name": "test", "argv": ["./exercise.test", "-test.v", "-test.count=1"], "cwd": here,
+                  "harness": True}]
     elif language == "rust":
         if t["registry"]:
             files[".cargo/config.toml"] = _CARGO_CONFIG.format(registry=t["registry"])
@@ -123,9 +136,10 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
                 files["Cargo.toml"] = any_dependency_version(files["Cargo.toml"])
         env.update(PATH=t["bin"] + ":/usr/bin:/bin", CARGO_HOME="/work-cache/cargo", CARGO_TERM_COLOR="never",
                    CARGO_INCREMENTAL="0", CARGO_BUILD_JOBS="2", RUSTFLAGS="-C debuginfo=0")
-        steps = [{"name": "compile", "argv": [t["cargo"], "test", "--offline", "--no-run", "-q"], "cwd": here},
-                 {"name": "test", "argv": [t["cargo"], "test", "--offline", "-q", "--", "--include-ignored",
-                                           "--test-threads=2"], "cwd": here}]
+        steps = [{"name": "compile", "argv": [t["cargo"], "test", "--offline", "--no-run", "-q"], "cwd": here}]
+        steps += [{"name": "test", "argv": [t["cargo"], "test", "--offline", "-q", "--test", _stem(p), "--",
+                                            "--include-ignored", "--test-threads=2"], "cwd": here, "harness": True}
+                  for p in harness.rust_test_files(files)]  # one step per test binary, each its own secret
     elif language == "java":
         jvm = ["-Xmx512m", "-Xss8m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
                "-XX:CompressedClassSpaceSize=128m", "-XX:ReservedCodeCacheSize=64m", "-Xshare:auto"]
@@ -133,19 +147,19 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
         classpath = "classes:" + t["classpath"]
         steps = [{"name": "compile", "argv": [t["javac"], *[f"-J{o}" for o in jvm], "-nowarn", "-encoding", "UTF-8",
                                              "-d", "classes", "-cp", t["classpath"], *sources], "cwd": here},
-                 {"name": "test", "argv": [t["java"], *jvm, "-jar", t["launcher"], "--disable-banner",
-                                           "--details=summary", "--disable-ansi-colors", "--fail-if-no-tests",
-                                           "--class-path", classpath, "--scan-class-path", "classes"], "cwd": here}]
+                 {"name": "test", "argv": [t["java"], *jvm, "-cp", classpath, harness.JAVA_LAUNCHER, "classes"],
+                  "cwd": here, "harness": True}]
     elif language == "javascript":
         files["babel.config.js"] = _BABEL_CONFIG
         files["package.json"] = '{"name": "exercise", "private": true}\n'
         links[f"{here}/node_modules"] = t["node_modules"]
-        solution = [p for p in files if p.endswith(".js") and p not in tests and p != "babel.config.js"]
         steps = [{"name": "compile", "argv": [t["node"], "--check", f"../syntax/{p}.mjs"], "cwd": here}
                  for p in solution]  # an ES module: `node --check` goes by the .mjs suffix
         steps.append({"name": "test", "argv": [t["node"], "--max-old-space-size=1024", t["jest"], "--ci", "--runInBand",
-                                               "--no-cache", "--no-watchman", "--colors=false", "--rootDir", "."],
-                      "cwd": here})
+                                               "--no-cache", "--no-watchman", "--colors=false", "--rootDir", ".",
+                                               "--reporters=default", "--reporters=<rootDir>/hrm_reporter.js",
+                                               "--setupFilesAfterEnv=<rootDir>/hrm_setup.js"],
+                      "cwd": here, "harness": True})
         env["NODE_PATH"] = t["node_modules"]
     elif language == "cpp":
         steps = [{"name": "configure", "argv": [t["cmake"], "-S", ".", "-B", "build", "-G", "Unix Makefiles",
@@ -153,13 +167,17 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
                                                f"-DCMAKE_CXX_COMPILER={t['g++']}"], "cwd": here},
                  {"name": "compile", "argv": [t["cmake"], "--build", "build", "--target", name, "--", "-j2"],
                   "cwd": here},
-                 {"name": "test", "argv": [f"build/{name}"], "cwd": here}]
+                 {"name": "test", "argv": [f"build/{name}"], "cwd": here, "harness": True}]
     else:
         raise ValueError(f"unknown language {language!r}")
     placed = {f"{here}/{p}": text for p, text in files.items()}
     if language == "javascript":
         placed.update({f"syntax/{p}.mjs": files[p] for p in solution})
     return Job(placed, steps, env, links)
+
+
+def _stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
 def _driver_source(job: Job, seconds: float, nonce: str) -> str:
@@ -215,8 +233,10 @@ def _message(text: str, head: str = "", keep: str = "tail") -> str:
     return (head + "\n" if head else "") + (text[:room] if keep == "head" else text[-room:] if room else "")
 
 
-def decide(language: str, run: Verdict, record: dict | None, expected: int, cpu_limit_s: float) -> Verdict:
-    """The verdict of one test run from the sandbox's verdict on the driver and the driver's record."""
+def decide(language: str, run: Verdict, record: dict | None, expected: int, cpu_limit_s: float,
+           declared: tuple | None = None) -> Verdict:
+    """The verdict of one test run from the sandbox's verdict on the driver and the driver's record; `declared`
+    (polyglot_harness.expected: the tests' names, the least count) is what the harness's reports must cover."""
     facts = dict(duration_s=run.duration_s, output_truncated=run.output_truncated, isolation=run.isolation,
                  cpu_seconds=run.cpu_seconds)
     if run.status in (Status.TIMEOUT, Status.KILLED) or record is None:
@@ -246,6 +266,9 @@ def decide(language: str, run: Verdict, record: dict | None, expected: int, cpu_
         return Verdict(Status.COMPILE_ERROR, "CompileError", _message(output, keep="head"), exit_code=code, **facts)
     if code != 0:
         return Verdict(Status.FAILED, "TestFailure", _message(output), exit_code=code, **facts)
+    why = harness.shortfall(language, steps, *declared) if language in harness.LANGUAGES else None
+    if why:
+        return Verdict(Status.ERROR, "IncompleteRun", _message(output, why), exit_code=code, **facts)
     ok, why = _summary_ok(language, output, expected)
     if not ok:
         return Verdict(Status.ERROR, "IncompleteRun", _message(output, why), exit_code=code, **facts)
@@ -277,12 +300,16 @@ def run_tests(language: str, name: str, files: dict, tests: Sequence[str],
 
     Raises ToolchainMissing when the language's toolchain is not installed (callers skip the language)."""
     toolchain = tc.toolchain(language)
+    forged = harness.forgery(language, files, tests) if language in harness.LANGUAGES else None
+    if forged:
+        return Verdict(Status.ERROR, "ForgedHarness", forged)
     limits = limits or limits_for(language, toolchain)
     run, record = run_job(build_job(language, name, files, tests, toolchain), limits)
     if record is None and run.status is Status.PASSED:
         return Verdict(Status.ERROR, "SandboxError", _message(run.message, "the test driver sent no record"),
                        duration_s=run.duration_s, isolation=run.isolation)
-    return decide(language, run, record, expected_tests(language, files, tests), limits.cpu_seconds)
+    declared = harness.expected(language, files, tests) if language in harness.LANGUAGES else None
+    return decide(language, run, record, expected_tests(language, files, tests), limits.cpu_seconds, declared)
 
 
 def _with_cache_dirs(job: Job) -> Job:

@@ -5,6 +5,7 @@ Needs the toolchains of scripts/install_toolchains.sh; a language whose toolchai
 """
 import os
 import pathlib
+import re
 import socket
 
 import pytest
@@ -330,6 +331,99 @@ def test_a_hostile_program_is_contained(language, tmp_path):
     assert spawned < 128  # RLIMIT_NPROC of the run's own uid
     assert not marker.exists() and not connected
     assert not _leftover_probes(), "processes of the sandbox outlived the run"
+
+
+# ---------------------------------------------------------------- forged results, one per compiled language + JS
+
+
+_INTERCEPT_JS = r"""const outer = require('fs').writeSync.constructor('return process')();
+outer.on('exit', () => outer.reallyExit(0));
+const flip = (fd, s) => (fd === 0 && typeof s === 'string' ? s.replace(' fail ', ' pass ') : s);
+const fs = require('fs');
+const write = fs.writeSync;
+fs.writeSync = function (fd, s, ...rest) { return write.call(this, fd, flip(fd, s), ...rest); };
+try {
+  const binding = outer.binding('fs');
+  const writeString = binding.writeString;
+  binding.writeString = function (fd, s, ...rest) { return writeString.call(this, fd, flip(fd, s), ...rest); };
+} catch (error) {}
+for (const stream of [outer.stdout, outer.stderr]) {
+  const original = stream.write.bind(stream);
+  stream.write = (chunk, ...rest) => original(String(chunk).replace(/(\d+) failed/g, '$1 passed'), ...rest);
+}
+export class Triangle {
+  constructor(...sides) {}
+}
+"""
+
+
+def _forged(language, exercise, how="summary"):
+    """A wrong solution that forges a passing run the way the old summary check believed: the framework's pass
+    lines printed and exit 0 before the tests (go, rust, java; cpp with how="exit"), Catch's REQUIRE redefined,
+    jest's expect replaced (how="Object.is": the builtin its toBe compares with; how="intercept": node's fs, shared
+    with jest's realm, replaced to rewrite the harness's lines, and exit status 0 forced)."""
+    names = sorted(re.findall(r"^func (Test\w+)", exercise.files[exercise.tests[0]], flags=re.MULTILINE))
+    count = expected_tests(language, exercise.files, exercise.tests)
+    if language == "go":
+        lines = "".join(f"=== RUN   {n}\\n--- PASS: {n} (0.00s)\\n" for n in names)
+        return {"beer_song.go": f'package beer\n\nimport (\n\t"fmt"\n\t"os"\n)\n\n'
+                                f'func init() {{\n\tfmt.Print("{lines}PASS\\n")\n\tos.Exit(0)\n}}\n\n'
+                                'func Song() string { return "" }\n\n'
+                                'func Verses(start, stop int) (string, error) { return "", nil }\n\n'
+                                'func Verse(n int) (string, error) { return "", nil }\n'}
+    if language == "rust":
+        summary = f"test result: ok. {count} passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s"
+        return {"src/lib.rs": "use std::io::Write;\n\nstatic ONCE: std::sync::Once = std::sync::Once::new();\n\n"
+                              "pub fn abbreviate(_phrase: &str) -> String {\n    ONCE.call_once(|| {\n"
+                              f'        let _ = std::io::stdout().write_all(b"\\n{summary}\\n\\n");\n'
+                              "        let _ = std::io::stdout().flush();\n        std::process::exit(0);\n    });\n"
+                              "    String::new()\n}\n"}
+    if language == "java":
+        return {"src/main/java/Series.java":
+                "import java.util.List;\n\nclass Series {\n    static {\n"
+                f'        System.out.println("[ {count} tests found ]\\n[ {count} tests successful ]\\n'
+                '[ 0 tests failed ]");\n        System.exit(0);\n    }\n\n'
+                "    Series(String string) {}\n\n"
+                "    List<String> slices(int num) {\n        return List.of();\n    }\n}\n"}
+    if language == "javascript" and how == "intercept":  # rewrites the harness's lines: fail -> pass
+        return {"triangle.js": _INTERCEPT_JS}
+    if language == "javascript" and how == "Object.is":
+        return {"triangle.js": "Object.is = () => true;\n\nexport class Triangle {\n  constructor(...sides) {}\n}\n"}
+    if language == "javascript":
+        return {"triangle.js": "const anything = new Proxy(function () {},\n"
+                               "  { get: () => anything, apply: () => anything });\n"
+                               "globalThis.expect = () => anything;\n\n"
+                               "export class Triangle {\n  constructor(...sides) {}\n}\n"}
+    if how == "exit":
+        summary = f"All tests passed ({count} assertions in {count} test cases)"
+        return {"space_age.h": exercise.reference["space_age.h"],
+                "space_age.cpp": '#include "space_age.h"\n\n#include <cstdio>\n#include <cstdlib>\n\n'
+                                 "space_age::space_age::space_age(unsigned long long secs) : seconds_(secs) {\n"
+                                 f'    std::printf("%s\\n", "{summary}");\n    std::exit(0);\n}}\n\n'
+                                 "unsigned long long space_age::space_age::seconds() const { return seconds_; }\n"
+                                 + "".join(f"double space_age::space_age::on_{p}() const {{ return 0; }}\n"
+                                           for p in ("earth", "mercury", "venus", "mars", "jupiter", "saturn",
+                                                     "uranus", "neptune"))}
+    header = exercise.reference["space_age.h"]
+    return {"space_age.h": header.replace("namespace space_age", '#include "test/catch.hpp"\n#undef REQUIRE\n'
+                                          "#undef REQUIRE_THAT\n#define REQUIRE(...) CHECK(true)\n"
+                                          "#define REQUIRE_THAT(...) CHECK(true)\n\nnamespace space_age", 1),
+            "space_age.cpp": _wrong("cpp", exercise)["space_age.cpp"]}
+
+
+@pytest.mark.parametrize("language,how", [("go", "summary"), ("java", "summary"), ("javascript", "summary"),
+                                          ("javascript", "Object.is"), ("javascript", "intercept"), ("rust", "summary"),
+                                          pytest.param("cpp", "summary", marks=pytest.mark.slow),
+                                          pytest.param("cpp", "exit", marks=pytest.mark.slow)])
+def test_a_forged_pass_is_not_a_pass(language, how):
+    _need(language)
+    exercise = EXERCISES[language]
+    forged = _forged(language, exercise, how)
+    verdict = run_tests(language, exercise.name, {**exercise.files, **forged}, exercise.tests)
+    assert verdict.status is not Status.PASSED, verdict.message
+    assert verdict.error_type in ("IncompleteRun", "ForgedHarness", "TestFailure"), (verdict.status, verdict.message)
+    if how == "intercept":  # the harness's own lines stayed true (the summary check alone is forgeable)
+        assert verdict.message.startswith("the test harness reported 19 failing"), verdict.message
 
 
 # ---------------------------------------------------------------- syntax validators
