@@ -1,14 +1,15 @@
 """Scale of the train step per model shape, from the compiled step alone (no array is materialised): compile
 time, XLA's memory analysis (`compiled.memory_analysis()`) and XLA's cost-analysis FLOPs (with the family's
-formula beside them), remat off vs on and unrolled vs looped (`model.hrm_text.loop_cycles`), side by side.
+formula beside them), remat off vs on and unrolled vs looped (`model.hrm_text.loop_cycles`, `model.hrm.loop_cycles`),
+side by side.
 
     python benchmarks/scale.py                                   # every shape, remat and loop_cycles off / on
     python benchmarks/scale.py --shapes=code-30m,hrm-27m-sudoku --batch=4 --seq_len=256
     python benchmarks/scale.py --write                           # also replace the section in benchmarks/RESULTS.md
 
 Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with
-`model.hrm_text.preset`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; it has no remat or loop switch:
-"n/a"). The step is lowered from
+`model.hrm_text.preset`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; no remat switch: "n/a"; loop =
+`model.hrm.loop_cycles`), also with 8 x 8 cycles (`hrm-27m-sudoku-8x8`). The step is lowered from
 `Trainer.abstract_state` and `Trainer.example_batch` (jax.ShapeDtypeStruct), so even the 1B shape is compiled
 without allocating its parameters. Each variant runs in its own process (a failed or killed compile costs only
 its row). XLA's cost analysis counts a loop body once, so a looped row's FLOPs undercount the step (its
@@ -33,7 +34,9 @@ SHAPES = {  # name -> (config, preset or "", default seq_len, vocab)
     "code-100m": ("configs/mbpp.py:gpu", "code-100m", 512, 16384),
     "hrm-text-1b": ("configs/mbpp.py:gpu", "hrm-text-1b", 2048, 65536),
     "hrm-27m-sudoku": ("configs/sudoku.py", "", 81, 11),
+    "hrm-27m-sudoku-8x8": ("configs/sudoku.py", "", 81, 11),  # H_cycles = L_cycles = 8: compile time vs cycles
 }
+CYCLES = {"hrm-27m-sudoku-8x8": 8}  # puzzle shapes with more cycles than the paper's 2 x 2
 SECTION = "## Train-step scale from the compiled step (benchmarks/scale.py)"
 
 
@@ -51,6 +54,9 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
         config.model.hrm_text.preset = preset
         config.model.hrm_text.remat = remat
         config.model.hrm_text.loop_cycles = loop
+    else:
+        config.model.hrm.loop_cycles = loop
+        config.model.hrm.H_cycles = config.model.hrm.L_cycles = CYCLES.get(shape, config.model.hrm.H_cycles)
     spec = data_spec(config, seq_len or default_seq, vocab)
     family = families.build_family(config, spec.as_dict())
     trainer = train.Trainer(config, family, spec.seq_len, parallel.make_mesh((1, 1, 1), jax.devices()[:1]))
@@ -63,7 +69,7 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
     xla = step_memory.compiled_flops(compiled)
     formula = family.flops_per_token() * batch * spec.seq_len
     return {"shape": shape, "remat": ("on" if remat else "off") if preset else "n/a",
-            "loop": ("on" if loop else "off") if preset else "n/a", "params": family.num_params(),
+            "loop": "on" if loop else "off", "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
             "step_gib": mem.total / GIB if mem else None, "temp_gib": mem.temp / GIB if mem else None,
             "state_gib": mem.arguments / GIB if mem else None, "xla_flops": xla, "formula_flops": formula}
@@ -103,7 +109,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--batch_1b", type=int, default=1)
     p.add_argument("--seq_len", type=int, default=0, help="0 = the shape's own (512, 2048 for 1B, 81 Sudoku)")
     p.add_argument("--remat", default="off,on")
-    p.add_argument("--loop", default="off,on", help="model.hrm_text.loop_cycles variants")
+    p.add_argument("--loop", default="off,on", help="model.hrm_text / model.hrm loop_cycles variants")
     p.add_argument("--timeout_s", type=int, default=1800, help="per variant")
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child: shape:remat
@@ -121,8 +127,7 @@ def main(argv=None) -> list[dict]:
         if shape not in SHAPES:
             raise SystemExit(f"--shapes: unknown shape {shape!r} (one of {sorted(SHAPES)})")
         hrm_text = bool(SHAPES[shape][1])
-        variants = [(r, lp) for lp in args.loop.split(",") for r in args.remat.split(",")] if hrm_text else [
-            ("off", "off")]
+        variants = [(r, lp) for lp in args.loop.split(",") for r in (args.remat.split(",") if hrm_text else ["off"])]
         for remat, loop in variants:
             cmd = [sys.executable, __file__, f"--one={shape}:{remat}:{loop}", f"--batch={args.batch}",
                    f"--batch_1b={args.batch_1b}", f"--seq_len={args.seq_len}"]
@@ -135,7 +140,7 @@ def main(argv=None) -> list[dict]:
                 r = {"error": f"compile not finished in {args.timeout_s} s"}
             r.setdefault("shape", shape)
             r.setdefault("remat", remat if hrm_text else "n/a")
-            r.setdefault("loop", loop if hrm_text else "n/a")
+            r.setdefault("loop", loop)
             results.append(r)
             print(_row(r), flush=True)
             if args.write:  # after every row: a long compile later on does not lose the rows before it
