@@ -123,7 +123,8 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
         steps = [{"name": "compile", "argv": [t["python"], "-m", "py_compile",
                                              *[p for p in files if p.endswith(".py") and p not in tests]], "cwd": here},
                  {"name": "test", "argv": [t["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                           "-o", "addopts=", *tests], "cwd": here}]
+                                           "-p", harness.PYTEST_PLUGIN, "-o", "addopts=", *tests], "cwd": here,
+                  "harness": True}]
     elif language == "go":
         env.update(GOCACHE="/work-cache/go", GOPATH="/work-cache/gopath")
         steps = [{"name": "compile", "argv": [t["go"], "test", "-c", "-o", "exercise.test", "."], "cwd": here},

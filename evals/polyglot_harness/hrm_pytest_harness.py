@@ -1,0 +1,121 @@
+"""The judge's pytest plugin (evals/polyglot_harness.py), loaded with `-p` before any test module is collected.
+
+At import it reads the run's secret from stdin (a socket the driver filled), moves the socket off fd 0 (fd 0
+becomes /dev/null) and keeps both in closures; per test it reports "<secret> <pass|fail|skip> <name>" on the
+socket: the call phase's outcome, a failing setup or teardown as fail. Before each report it checks that the
+framework's code is what it was before the candidate's module loaded: the functions and classes of builtins,
+unittest, pluggy and pytest's runner, reports, assertion rewriting and unittest support, the test classes
+(compared by identity), and the assertion-rewriting import hook. A replaced one fails every later test.
+"""
+
+
+def _harness():
+    import builtins
+    import os
+    import sys
+    import types
+    import unittest
+    import unittest.case
+    import unittest.result
+
+    import _pytest.assertion.rewrite
+    import _pytest.outcomes
+    import _pytest.python
+    import _pytest.reports
+    import _pytest.runner
+    import _pytest.unittest
+    import pluggy._callers
+    import pluggy._hooks
+    import pluggy._manager
+
+    read, write, dup, dup2, close, open_ = os.read, os.write, os.dup, os.dup2, os.close, os.open
+    isinstance_, str_ = isinstance, str
+    class_dict = type.__dict__["__dict__"].__get__
+    append = list.append  # a dict's or mappingproxy's own methods cannot be replaced: builtin types
+    missing = object()
+    code = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+            type, staticmethod, classmethod, property)
+
+    secret = b""
+    while len(secret) < 32:
+        try:
+            chunk = read(0, 32 - len(secret))
+        except OSError:
+            break
+        if not chunk:
+            break
+        secret += chunk
+    channel = dup(0)
+    devnull = open_(os.devnull, os.O_RDWR)
+    dup2(devnull, 0)
+    close(devnull)
+
+    guarded = []  # (namespace, name, value): each function or class the verdict rests on, as it was
+
+    def guard(namespace):
+        for name, value in list(namespace.items()):
+            if isinstance_(value, code):
+                append(guarded, (namespace, name, value))
+
+    def guard_module(module):
+        guard(module.__dict__)
+        for value in list(module.__dict__.values()):
+            if isinstance_(value, type) and getattr(value, "__module__", None) == module.__name__:
+                guard(class_dict(value))
+
+    for module in (builtins, unittest.case, unittest.result, _pytest.assertion.rewrite, _pytest.outcomes,
+                   _pytest.python, _pytest.reports, _pytest.runner, _pytest.unittest, pluggy._callers,
+                   pluggy._hooks, pluggy._manager):
+        guard_module(module)
+    guard(class_dict(unittest.TestCase))
+    seen = [object, unittest.TestCase]  # the classes guarded so far (the test classes join after collection)
+    meta_path, hooks = sys.meta_path, []
+    tampered = []
+
+    def unchanged():
+        if tampered:
+            return False
+        for namespace, name, value in guarded:
+            if namespace.get(name, missing) is not value:
+                append(tampered, name)
+                return False
+        for hook in hooks:
+            if not any(entry is hook for entry in meta_path):
+                append(tampered, "the assertion rewriting hook")
+                return False
+        return True
+
+    def send(status, name):
+        line = secret + b" " + status + b" " + str_(name).replace("\n", " ")[:300].encode("utf-8", "replace") + b"\n"
+        while line:
+            try:
+                line = line[write(channel, line):]
+            except OSError:
+                return
+
+    def pytest_collection_finish(session):
+        hooks.extend(h for h in meta_path if isinstance_(h, _pytest.assertion.rewrite.AssertionRewritingHook))
+        for item in session.items:
+            cls = getattr(item, "cls", None)
+            for base in cls.__mro__ if cls else ():
+                if all(base is not c for c in seen):
+                    append(seen, base)
+                    guard(class_dict(base))
+        unchanged()  # the candidate's module has loaded: what it replaced fails every test
+
+    def pytest_runtest_logreport(report):
+        name = report.nodeid.rsplit("::", 1)[-1]
+        honest = unchanged()
+        if report.when == "call" or report.outcome != "passed":
+            if report.outcome == "skipped" and honest:
+                send(b"skip", name)
+            elif report.outcome == "passed" and report.when == "call" and honest:
+                send(b"pass", name)
+            else:
+                send(b"fail", name)
+
+    return pytest_collection_finish, pytest_runtest_logreport
+
+
+pytest_collection_finish, pytest_runtest_logreport = _harness()  # pluggy keeps these function objects
+del _harness
