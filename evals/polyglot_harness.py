@@ -1,4 +1,4 @@
-"""Per-test results of the compiled languages and JavaScript, over a channel the candidate cannot forge.
+"""Per-test results of every language's exercises, over a channel the candidate cannot forge.
 
 The driver (evals/polyglot_driver.py) gives a test step marked "harness" a fresh secret S on its stdin, a socket.
 The harness code added here (the sources in evals/polyglot_harness/) reads S before any candidate code can run
@@ -17,20 +17,32 @@ and writes `S <pass|fail|skip> <name>` per test on the same socket; the driver k
               candidate's module load
   cpp         Catch's main with a listener (test/tests-main.cpp replaced): S is read by a constructor of
               priority 101, before every default-priority initialiser, with raw system calls
+  python      a pytest plugin (hrm_pytest_harness, `-p`: imported before collection imports the tests and the
+              candidate's module) reads S, moves the socket off fd 0 and keeps it and its writer in closures;
+              it reports each test (method name; a failing setup or teardown is a fail) and fails every test
+              once the functions and classes the verdict rests on (builtins, unittest's, pluggy's, pytest's
+              runner, reports, assertion rewriting and unittest support, the test classes) are replaced
 
 The judge (`shortfall`) then wants every test the test files declare (by name; JavaScript: at least as many as
 they declare where no loop or .each builds tests, else one, and no more skipped than they skip) reported
 passed, none failed. Before compiling, `forgery` refuses candidate files that could run before the harness or
 replace the framework's parts: C++ macros of names the tests or Catch use, pre-main constructors and sections,
 C symbol interposition; Rust's no_mangle/link_section/global_allocator/ctor, std macros redefined, Cargo.toml
-sections beyond the package, its dependencies and features (test targets), a build script; Go's linkname.
+sections beyond the package, its dependencies and features (test targets), a build script; Go's linkname;
+Python code naming pytest, pluggy, conftest, unittest, builtins, sys.modules, _exit or the interpreter's frames,
+closures, gc and ctypes, and files pytest or Python would load first (conftest.py, ini files, .pth,
+sitecustomize) or that shadow a module the tests or pytest import.
 
 What stays open: the candidate shares the harness's address space, so code that reads the process's memory
 (unsafe pointers, reflection on the harness's fields, a heap snapshot or debugger session in node) can find S.
 In JavaScript the test's realm also holds jest-circus's own state (reachable through its global symbol) and the
 builtins' prototypes, which stay writable (freezing them breaks ordinary code: assigning an inherited name
 throws): a candidate that edits the framework's internal records, or bends what matchers lean on, can still
-forge. This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined framework
+forge. In Python the names refused above can be spelled at run time (getattr, __import__), so the plugin's
+identity checks decide: a part replaced and restored within one test, an object the framework holds but does not
+guard (the config, the session, a test instance, reached through the objects' graph), a debugger-style trace, or
+a returned value whose __eq__ says True to anything (the tests' assertEqual compares with ==) still passes.
+This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined framework
 functions and macros, rewriting the harness's writes, reading S from an fd, the environment, argv or a file.
 """
 from __future__ import annotations
@@ -75,7 +87,7 @@ _FORGERIES = {
              (r"\bhrm_harness\b", "uses the judge's harness")],
     "java": [(r"\bhrmharness\b", "uses the judge's harness")],
     "javascript": [],
-    "python": [(r"\b_?pytest\b|\bpluggy\b|\bconftest\b", "uses the test framework's internals or hooks"),
+    "python": [(r"\b_?pytest|\bpluggy\b|\bconftest\b", "uses the test framework's internals or hooks"),
                (r"\bunittest\b|\bTestCase\b", "reaches the test framework's assertions"),
                (r"\bbuiltins\b|__builtins__", "reaches the builtins the tests call"),
                (r"\bsys\s*\.\s*modules\b", "reaches the loaded modules"),

@@ -333,7 +333,7 @@ def test_a_hostile_program_is_contained(language, tmp_path):
     assert not _leftover_probes(), "processes of the sandbox outlived the run"
 
 
-# ---------------------------------------------------------------- forged results, one per compiled language + JS
+# ---------------------------------------------------------------- forged results, per language (JS, Python: three)
 
 
 _INTERCEPT_JS = r"""const outer = require('fs').writeSync.constructor('return process')();
@@ -452,8 +452,9 @@ def test_a_forged_pass_is_not_a_pass(language, how):
     if how == "intercept":  # the harness's own lines stayed true (the summary check alone is forgeable)
         assert verdict.message.startswith("the test harness reported 19 failing"), verdict.message
     if language == "python":  # past the static check: the harness decides (no lines; its fails on tampering)
-        why = "8 failing" if how == "assertEqual" else "reported 0 passing, and none for 8 expected"
+        why = "8 failing: test_" if how == "assertEqual" else "reported 0 passing, and none for 8 expected"
         assert verdict.error_type == "IncompleteRun" and why in verdict.message, verdict.message
+        assert how != "assertEqual" or "(assertEqual replaced)" in verdict.message, verdict.message
 
 
 # ---------------------------------------------------------------- syntax validators

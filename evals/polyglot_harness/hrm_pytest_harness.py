@@ -4,8 +4,9 @@ At import it reads the run's secret from stdin (a socket the driver filled), mov
 becomes /dev/null) and keeps both in closures; per test it reports "<secret> <pass|fail|skip> <name>" on the
 socket: the call phase's outcome, a failing setup or teardown as fail. Before each report it checks that the
 framework's code is what it was before the candidate's module loaded: the functions and classes of builtins,
-unittest, pluggy and pytest's runner, reports, assertion rewriting and unittest support, the test classes
-(compared by identity), and the assertion-rewriting import hook. A replaced one fails every later test.
+unittest, pluggy and pytest's runner, reports, assertion rewriting and unittest support, and of the test
+classes and their bases (compared by identity, none replaced or shadowed by an added one), and the assertion
+rewriting import hook. A replaced one fails every later test (its report names what changed).
 """
 
 
@@ -52,10 +53,13 @@ def _harness():
 
     guarded = []  # (namespace, name, value): each function or class the verdict rests on, as it was
 
+    namespaces = []  # (namespace, its names then): a function or class added later may shadow a guarded one
+
     def guard(namespace):
         for name, value in list(namespace.items()):
             if isinstance_(value, code):
                 append(guarded, (namespace, name, value))
+        append(namespaces, (namespace, set(namespace)))
 
     def guard_module(module):
         guard(module.__dict__)
@@ -67,7 +71,6 @@ def _harness():
                    _pytest.python, _pytest.reports, _pytest.runner, _pytest.unittest, pluggy._callers,
                    pluggy._hooks, pluggy._manager):
         guard_module(module)
-    guard(class_dict(unittest.TestCase))
     seen = [object, unittest.TestCase]  # the classes guarded so far (the test classes join after collection)
     meta_path, hooks = sys.meta_path, []
     tampered = []
@@ -77,11 +80,16 @@ def _harness():
             return False
         for namespace, name, value in guarded:
             if namespace.get(name, missing) is not value:
-                append(tampered, name)
+                append(tampered, f"{name} replaced")
                 return False
+        for namespace, names in namespaces:
+            for name, value in namespace.items():
+                if name not in names and isinstance_(value, code):
+                    append(tampered, f"{name} added")
+                    return False
         for hook in hooks:
             if not any(entry is hook for entry in meta_path):
-                append(tampered, "the assertion rewriting hook")
+                append(tampered, "assertion rewriting hook removed")
                 return False
         return True
 
@@ -93,8 +101,10 @@ def _harness():
             except OSError:
                 return
 
-    def pytest_collection_finish(session):
+    def pytest_sessionstart(session):  # after pytest installed its import hook, before collection
         hooks.extend(h for h in meta_path if isinstance_(h, _pytest.assertion.rewrite.AssertionRewritingHook))
+
+    def pytest_collection_finish(session):
         for item in session.items:
             cls = getattr(item, "cls", None)
             for base in cls.__mro__ if cls else ():
@@ -111,11 +121,12 @@ def _harness():
                 send(b"skip", name)
             elif report.outcome == "passed" and report.when == "call" and honest:
                 send(b"pass", name)
-            else:
-                send(b"fail", name)
+            else:  # a tampered run names what was changed
+                send(b"fail", name if honest or not tampered else f"{name} ({tampered[0]})")
 
-    return pytest_collection_finish, pytest_runtest_logreport
+    return pytest_sessionstart, pytest_collection_finish, pytest_runtest_logreport
 
 
-pytest_collection_finish, pytest_runtest_logreport = _harness()  # pluggy keeps these function objects
+# pluggy keeps these function objects: rebinding the module's names later changes nothing
+pytest_sessionstart, pytest_collection_finish, pytest_runtest_logreport = _harness()
 del _harness
