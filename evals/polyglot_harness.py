@@ -21,7 +21,8 @@ and writes `S <pass|fail|skip> <name>` per test on the same socket; the driver k
               candidate's module) reads S, moves the socket off fd 0 and keeps it and its writer in closures;
               it reports each test (method name; a failing setup or teardown is a fail) and fails every test
               once the functions and classes the verdict rests on (builtins, unittest's, pluggy's, pytest's
-              runner, reports, assertion rewriting and unittest support, the test classes) are replaced
+              runner, reports, assertion rewriting and unittest support, the test classes) are replaced;
+              its assertEqual refuses a candidate's __eq__ against the tests' builtin values
 
 The judge (`shortfall`) then wants every test the test files declare (by name; JavaScript: at least as many as
 they declare where no loop or .each builds tests, else one, and no more skipped than they skip) reported
@@ -41,7 +42,8 @@ throws): a candidate that edits the framework's internal records, or bends what 
 forge. In Python the names refused above can be spelled at run time (getattr, __import__), so the plugin's
 identity checks decide: a part replaced and restored within one test, an object the framework holds but does not
 guard (the config, the session, a test instance, reached through the objects' graph), a debugger-style trace, or
-a returned value whose __eq__ says True to anything (the tests' assertEqual compares with ==) still passes.
+a lenient value where the tests compare it with another of the candidate's, or assert with assertIn/assertTrue
+(its __contains__/__bool__), still passes.
 This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined framework
 functions and macros, rewriting the harness's writes, reading S from an fd, the environment, argv or a file.
 """

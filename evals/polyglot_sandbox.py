@@ -25,7 +25,7 @@ EXERCISM_RUN_ALL_TESTS), as the public harness does. The candidate's code shares
 in every language, so its printed output (the framework's summary included) proves nothing: the per-test
 results that decide come from the harness of evals/polyglot_harness.py, over a socket gated by a per-step
 secret the candidate cannot read by ordinary means (that module says how, per language, and what stays open:
-code that reads its own process's memory; in Python also values that compare equal to anything). The
+code that reads its own process's memory; in Python also some lenient values). The
 HumanEval/MBPP path (evals/test_plan.py, evals/judging.py) decides outside the candidate's process.
 """
 from __future__ import annotations

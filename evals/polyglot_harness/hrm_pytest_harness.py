@@ -6,7 +6,9 @@ socket: the call phase's outcome, a failing setup or teardown as fail. Before ea
 framework's code is what it was before the candidate's module loaded: the functions and classes of builtins,
 unittest, pluggy and pytest's runner, reports, assertion rewriting and unittest support, and of the test
 classes and their bases (compared by identity, none replaced or shadowed by an added one), and the assertion
-rewriting import hook. A replaced one fails every later test (its report names what changed).
+rewriting import hook. A replaced one fails every later test (its report names what changed). unittest's
+assertEqual is the plugin's first: where one side is a builtin value (what the tests expect) the other, and
+whatever it holds, must compare by a C type's own __eq__, so a value "equal" to anything fails.
 """
 
 
@@ -50,6 +52,43 @@ def _harness():
     devnull = open_(os.devnull, os.O_RDWR)
     dup2(devnull, 0)
     close(devnull)
+
+    plain_types = (list, tuple, dict, set, frozenset, str, bytes, bytearray, memoryview, range, int, float, complex,
+                   bool, type(None))
+    slot, heap_type = types.WrapperDescriptorType, 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by Python code
+
+    def builtin(x):  # a builtin value, as the tests write their expected values
+        return type(x) in plain_types
+
+    def plain(x):  # compared by a C type's own __eq__ (a namedtuple's is tuple's, a plain class's object's)
+        eq = type(x).__eq__
+        return isinstance_(eq, slot) and not eq.__objclass__.__flags__ & heap_type
+
+    def compares_plainly(a, b):
+        """Whether `a == b` rests on the builtin types' own comparison wherever one side is a builtin value: a
+        value of the candidate's whose __eq__ says True to anything, alone or inside a container, does not."""
+        if builtin(a) and not plain(b) or builtin(b) and not plain(a):
+            return False
+        if isinstance_(a, (list, tuple)) and isinstance_(b, (list, tuple)):
+            return all(compares_plainly(x, y) for x, y in zip(a, b))
+        if isinstance_(a, (dict, set, frozenset)) and isinstance_(b, (dict, set, frozenset)):  # keys: any order
+            if all(builtin(k) for k in b) and not all(plain(k) for k in a):
+                return False
+            if all(builtin(k) for k in a) and not all(plain(k) for k in b):
+                return False
+            if isinstance_(a, dict) and isinstance_(b, dict):
+                return all(compares_plainly(a[k], b[k]) for k in a if k in b)
+        return True
+
+    assert_equal = unittest.TestCase.assertEqual
+
+    def assertEqual(self, first, second, msg=None):  # noqa: N802 (unittest's name)
+        if not compares_plainly(first, second):
+            raise self.failureException(f"{type(first).__name__} compared with {type(second).__name__} by an "
+                                        "__eq__ that is not the builtin one")
+        assert_equal(self, first, second, msg)
+
+    unittest.TestCase.assertEqual = assertEqual
 
     guarded = []  # (namespace, name, value): each function or class the verdict rests on, as it was
 
