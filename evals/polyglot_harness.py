@@ -1,4 +1,4 @@
-"""Per-test results of the compiled languages and JavaScript, over a channel the candidate cannot forge.
+"""Per-test results of every language's exercises, over a channel the candidate cannot forge.
 
 The driver (evals/polyglot_driver.py) gives a test step marked "harness" a fresh secret S on its stdin, a socket.
 The harness code added here (the sources in evals/polyglot_harness/) reads S before any candidate code can run
@@ -17,40 +17,57 @@ and writes `S <pass|fail|skip> <name>` per test on the same socket; the driver k
               candidate's module load
   cpp         Catch's main with a listener (test/tests-main.cpp replaced): S is read by a constructor of
               priority 101, before every default-priority initialiser, with raw system calls
+  python      a pytest plugin (hrm_pytest_harness, `-p`: imported before collection imports the tests and the
+              candidate's module) reads S, moves the socket off fd 0 and keeps it and its writer in closures;
+              it reports each test (method name; a failing setup or teardown is a fail) and fails every test
+              once the functions and classes the verdict rests on (builtins, unittest's, pluggy's, pytest's
+              runner, reports, assertion rewriting and unittest support, the test classes) are replaced;
+              its assertEqual refuses a candidate's __eq__ against the tests' builtin values
 
 The judge (`shortfall`) then wants every test the test files declare (by name; JavaScript: at least as many as
 they declare where no loop or .each builds tests, else one, and no more skipped than they skip) reported
 passed, none failed. Before compiling, `forgery` refuses candidate files that could run before the harness or
 replace the framework's parts: C++ macros of names the tests or Catch use, pre-main constructors and sections,
 C symbol interposition; Rust's no_mangle/link_section/global_allocator/ctor, std macros redefined, Cargo.toml
-sections beyond the package, its dependencies and features (test targets), a build script; Go's linkname.
+sections beyond the package, its dependencies and features (test targets), a build script; Go's linkname;
+Python code naming pytest, pluggy, conftest, unittest, builtins, sys.modules, _exit or the interpreter's frames,
+closures, gc and ctypes, and files pytest or Python would load first (conftest.py, ini files, .pth,
+sitecustomize) or that shadow a module the tests or pytest import.
 
 What stays open: the candidate shares the harness's address space, so code that reads the process's memory
 (unsafe pointers, reflection on the harness's fields, a heap snapshot or debugger session in node) can find S.
 In JavaScript the test's realm also holds jest-circus's own state (reachable through its global symbol) and the
 builtins' prototypes, which stay writable (freezing them breaks ordinary code: assigning an inherited name
 throws): a candidate that edits the framework's internal records, or bends what matchers lean on, can still
-forge. This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined framework
+forge. In Python the names refused above can be spelled at run time (getattr, __import__), so the plugin's
+identity checks decide: a part replaced and restored within one test, an object the framework holds but does not
+guard (the config, the session, a test instance, reached through the objects' graph), a debugger-style trace, or
+a lenient value where the tests compare it with another of the candidate's, or assert with assertIn/assertTrue
+(its __contains__/__bool__), still passes.
+This closes the ordinary forgeries: printed summaries, early exits, replaced or redefined framework
 functions and macros, rewriting the harness's writes, reading S from an fd, the environment, argv or a file.
 """
 from __future__ import annotations
 
 import collections
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 SOURCES = Path(__file__).resolve().with_name("polyglot_harness")
-LANGUAGES = ("cpp", "go", "java", "javascript", "rust")
+LANGUAGES = ("cpp", "go", "java", "javascript", "python", "rust")
 JAVA_LAUNCHER = "hrmharness.HrmLauncher"
 GO_PACKAGE = "hrmharness"
+PYTEST_PLUGIN = "hrm_pytest_harness"
 
 _GO_TEST = re.compile(r"^func (Test\w*)\((\w+) \*testing\.T\) \{(.*)$")
 _RUST_TEST = re.compile(r"(#\[test\]\s*(?:(?:#\[[^\]]*\]|//[^\n]*)\s*)*(?:pub\s+)?fn\s+(\w+)\s*\(\s*\)[^{;]*\{)")
 _JAVA_TEST = re.compile(r"@(?:Test|ParameterizedTest|RepeatedTest)\b.*?\bvoid\s+(\w+)\s*\(", re.DOTALL)
 _CPP_TEST = re.compile(r"^\s*TEST_CASE\s*\(\s*((?:\"(?:[^\"\\]|\\.)*\"\s*)+)", re.MULTILINE)  # "a" "b" is "ab"
 _JS_TEST = re.compile(r"\b(?:test|it)\s*\(")
+_PYTHON_TEST = re.compile(r"^\s*def (test\w*)\s*\(", re.MULTILINE)  # pytest's and unittest's prefix
 _BENCHMARK = re.compile(r"^#if defined\(EXERCISM_INCLUDE_BENCHMARK\).*?^#endif", re.MULTILINE | re.DOTALL)
 
 _CATCH_NAMES = (r"REQUIRE\w*|CHECK\w*|TEST_CASE\w*|TEMPLATE_\w+|SECTION|DYNAMIC_SECTION|SCENARIO\w*|GIVEN|WHEN|THEN"
@@ -72,8 +89,21 @@ _FORGERIES = {
              (r"\bhrm_harness\b", "uses the judge's harness")],
     "java": [(r"\bhrmharness\b", "uses the judge's harness")],
     "javascript": [],
+    "python": [(r"\b_?pytest|\bpluggy\b|\bconftest\b", "uses the test framework's internals or hooks"),
+               (r"\bunittest\b|\bTestCase\b", "reaches the test framework's assertions"),
+               (r"\bbuiltins\b|__builtins__", "reaches the builtins the tests call"),
+               (r"\bsys\s*\.\s*modules\b", "reaches the loaded modules"),
+               (r"\b_exit\b", "exits the process without its cleanup"),
+               (r"\b(?:_getframe|currentframe|settrace|setprofile|ctypes)\b|\bgc\s*\.\s*get_\w+|__closure__"
+                r"|\b(?:f_back|f_globals|f_locals|tb_frame|gi_frame|cr_frame)\b",
+                "reads the interpreter's frames, objects or memory"),
+               (rf"\b{PYTEST_PLUGIN}\b", "uses the judge's harness")],
 }
+# files pytest or Python itself would load before (or instead of) the judge's plugin and the tests
+_PYTHON_LOADED = re.compile(r"(?:.*/)?(?:conftest\.py|pytest\.ini|tox\.ini|setup\.cfg|pyproject\.toml|[^/]*\.pth"
+                            r"|sitecustomize\.py|usercustomize\.py)")
 _EXERCISE_FILES = r"test/|tests/|src/test/|.*_test\.go$|.*\.(?:spec|test)\.js$"
+_PYTHON_SHADOWED = {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py", PYTEST_PLUGIN}
 _CARGO_SECTIONS = re.compile(r"(?:package|dependencies|dev-dependencies|features|badges|lints(?:\.[\w-]+)?)")
 
 
@@ -99,6 +129,8 @@ def instrument(language: str, files: dict, tests: Sequence[str]) -> dict:
         files["hrm_setup.js"] = (SOURCES / "setup.js").read_text()
     elif language == "cpp":
         files["test/tests-main.cpp"] = (SOURCES / "tests-main.cpp").read_text()
+    elif language == "python":
+        files[f"{PYTEST_PLUGIN}.py"] = (SOURCES / f"{PYTEST_PLUGIN}.py").read_text()
     return files
 
 
@@ -148,6 +180,8 @@ def expected(language: str, files: dict, tests: Sequence[str]) -> Declared:
         text = files.get(path, "")
         if language == "go":
             names.update(m.group(1) for m in map(_GO_TEST.match, text.splitlines()) if m)
+        elif language == "python":
+            names.update(_PYTHON_TEST.findall(text))
         elif language == "rust":
             names.update(m.group(2) for m in _RUST_TEST.finditer(_without_feature_gated(text)))
         elif language == "java":
@@ -197,12 +231,21 @@ def forgery(language: str, files: dict, tests: Sequence[str]) -> str | None:
                 for name in re.findall(r"^\s*#\s*(?:define|undef)\s+(\w+)", text, flags=re.MULTILINE):
                     if name in used:
                         return f"{path}: `#define {name}` redefines a name the tests use, which the judge refuses"
+    if language == "python":
+        for path in sorted(p for p in files if p not in tests):
+            module = path.split("/", 1)[0].split(".", 1)[0]
+            if _PYTHON_LOADED.fullmatch(path) or ".." in path.split("/") or path.startswith("/"):
+                return f"{path}: a file pytest or Python loads before the tests is not allowed"
+            if path.endswith(".py") and (module in sys.stdlib_module_names or module in _PYTHON_SHADOWED):
+                return f"{path}: a module named `{module}` would replace the one the tests or pytest import"
     suffixes = {"cpp": (".cpp", ".h", ".hpp", ".cc"), "go": (".go",), "rust": (".rs",), "java": (".java",),
-                "javascript": (".js",)}.get(language, ())
+                "javascript": (".js",), "python": (".py",)}.get(language, ())
     for path, text in sorted(files.items()):
         if path in tests or not path.endswith(suffixes) or re.match(_EXERCISE_FILES, path):
             continue  # the exercise's own, not the candidate's
-        code = text if language == "go" else re.sub(r"//[^\n]*", "", text)  # Go's directives are comments
+        code = (text if language == "go"  # Go's directives are comments; a `#` may sit in a Python string
+                else re.sub(r"^\s*#[^\n]*", "", text, flags=re.MULTILINE) if language == "python"
+                else re.sub(r"//[^\n]*", "", text))
         for pattern, why in _FORGERIES.get(language, []):
             found = re.search(pattern, code)
             if found:

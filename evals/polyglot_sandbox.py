@@ -14,20 +14,19 @@ The verdict is decided here, in the parent, from the driver's record and the san
   a step dies of another signal            KILLED (its name)
   the test step exits non-zero             FAILED ("TestFailure", the end of the test output)
   exit 0 but the harness's per-test        ERROR ("IncompleteRun"): e.g. the candidate exited early with 0,
-    reports miss or fail an expected test    or printed the framework's pass lines itself
-    (go, rust, java, javascript, cpp), or
-    the framework's summary does not show
+    reports miss or fail an expected test    or printed the framework's pass lines itself, or (python)
+    (every language), or the framework's     replaced unittest's assertions
+    summary does not show
     every expected test passing
   all of it holds                          PASSED
 
 Every disabled test is enabled first (JUnit's @Disabled, jest's xtest, Rust's #[ignore], Catch's
 EXERCISM_RUN_ALL_TESTS), as the public harness does. The candidate's code shares its test framework's process
-in every compiled language and in JavaScript, so its printed output (the framework's summary included) proves
-nothing: the per-test results that decide come from the harness of evals/polyglot_harness.py, over a socket
-gated by a per-step secret the candidate cannot read by ordinary means (that module says how, per language,
-and what stays open: code that reads its own process's memory). Python's verdicts here still rest on pytest's
-summary and exit status, which a candidate sharing pytest's process could forge (the HumanEval/MBPP path,
-evals/test_plan.py and evals/judging.py, decides outside the candidate's process).
+in every language, so its printed output (the framework's summary included) proves nothing: the per-test
+results that decide come from the harness of evals/polyglot_harness.py, over a socket gated by a per-step
+secret the candidate cannot read by ordinary means (that module says how, per language, and what stays open:
+code that reads its own process's memory; in Python also some lenient values). The
+HumanEval/MBPP path (evals/test_plan.py, evals/judging.py) decides outside the candidate's process.
 """
 from __future__ import annotations
 
@@ -123,7 +122,8 @@ def build_job(language: str, name: str, files: dict, tests: Sequence[str], toolc
         steps = [{"name": "compile", "argv": [t["python"], "-m", "py_compile",
                                              *[p for p in files if p.endswith(".py") and p not in tests]], "cwd": here},
                  {"name": "test", "argv": [t["python"], "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                           "-o", "addopts=", *tests], "cwd": here}]
+                                           "-p", harness.PYTEST_PLUGIN, "-o", "addopts=", *tests], "cwd": here,
+                  "harness": True}]
     elif language == "go":
         env.update(GOCACHE="/work-cache/go", GOPATH="/work-cache/gopath")
         steps = [{"name": "compile", "argv": [t["go"], "test", "-c", "-o", "exercise.test", "."], "cwd": here},

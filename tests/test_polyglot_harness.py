@@ -110,3 +110,30 @@ def test_the_judge_wants_every_expected_test_reported_passed():
     why = harness.shortfall("javascript", focused, collections.Counter(), 1, 1)
     assert "2 skipped tests where the test files skip 1" in why
     assert harness.shortfall("rust", [{"name": "test", "reports": [], "reports_truncated": True}], names, 2)
+
+
+def test_python_tests_are_expected_by_name_and_run_with_the_judges_plugin():
+    text = ("import unittest\n\n\nclass ATest(unittest.TestCase):\n    def test_one(self):\n        pass\n\n"
+            "    def helper(self):\n        pass\n\n    def testTwo(self):\n        pass\n\n\n"
+            "def test_three():\n    pass\n")
+    declared = harness.expected("python", {"a_test.py": text}, ["a_test.py"])
+    assert declared == (collections.Counter(["test_one", "testTwo", "test_three"]), 3, None)
+    files = harness.instrument("python", {"a.py": "", "a_test.py": text}, ["a_test.py"])
+    assert files["hrm_pytest_harness.py"].startswith('"""The judge\'s pytest plugin')
+
+
+def test_python_candidates_that_could_forge_the_harness_are_refused():
+    tests = ["a_test.py"]
+    for text in ("import sys\nsys.modules['_pytest.runner'].call_and_report = None\n",
+                 "def pytest_runtest_makereport(item, call):\n    pass\n", "import conftest\n",
+                 "import os\nos._exit(0)\n", "import unittest\nunittest.TestCase.assertEqual = print\n",
+                 "import builtins\nbuiltins.isinstance = lambda *a: True\n", "__builtins__['len'] = None\n",
+                 "import sys\nframe = sys._getframe(1)\n", "import gc\ngc.get_objects()\n",
+                 "f = (lambda: 0).__closure__\n", "import hrm_pytest_harness\n"):
+        assert harness.forgery("python", {"a.py": text, "a_test.py": "import unittest\n"}, tests), text
+    for path in ("conftest.py", "sub/conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "x.pth",
+                 "sitecustomize.py", "unittest.py", "unittest/__init__.py", "pytest.py", "../a.py"):
+        assert harness.forgery("python", {path: "", "a_test.py": ""}, tests), path
+    plain = {"a.py": "# uses no unittest\nimport os\n\n\ndef f(x):\n    return '#' + os.sep + str(x)\n",
+             "a_test.py": "import unittest\nimport os\nos._exit(0)\n"}  # the exercise's own test file is not checked
+    assert harness.forgery("python", plain, tests) is None

@@ -333,7 +333,7 @@ def test_a_hostile_program_is_contained(language, tmp_path):
     assert not _leftover_probes(), "processes of the sandbox outlived the run"
 
 
-# ---------------------------------------------------------------- forged results, one per compiled language + JS
+# ---------------------------------------------------------------- forged results, per language (JS: 3, Python: 4)
 
 
 _INTERCEPT_JS = r"""const outer = require('fs').writeSync.constructor('return process')();
@@ -357,13 +357,43 @@ export class Triangle {
 """
 
 
+_PYTHON_EXIT = """import os
+
+secret = os.read(0, 32)  # the harness's secret, were it still there
+forged = b"".join(secret + b" pass " + name.encode() + b"\\n" for name in {names!r}) if {lines} else b""
+for fd in range(64):  # the framework keeps the real stdout on some fd: its summary, written there
+    try:
+        os.write(fd, forged + b"\\n{count} passed in 0.01s\\n")
+    except OSError:
+        pass
+getattr(os, "_ex" + "it")(0)  # spelled so that the static check lets it through to the harness
+
+
+def proverb(*items, qualifier=None):
+    return []
+"""
+
+
 def _forged(language, exercise, how="summary"):
     """A wrong solution that forges a passing run the way the old summary check believed: the framework's pass
-    lines printed and exit 0 before the tests (go, rust, java; cpp with how="exit"), Catch's REQUIRE redefined,
-    jest's expect replaced (how="Object.is": the builtin its toBe compares with; how="intercept": node's fs, shared
-    with jest's realm, replaced to rewrite the harness's lines, and exit status 0 forced)."""
+    lines printed and exit 0 before the tests (go, rust, java; cpp and python with how="exit"; python with
+    how="lines": also the harness's lines, signed with what fd 0 holds, written to fd 0 and 1), Catch's REQUIRE
+    redefined, unittest's assertEqual replaced by a no-op (how="assertEqual") or outwitted by a value equal to
+    anything (how="__eq__"), jest's expect replaced
+    (how="Object.is": the builtin its toBe compares with; how="intercept": node's fs, shared with jest's realm,
+    replaced to rewrite the harness's lines, and exit status 0 forced)."""
     names = sorted(re.findall(r"^func (Test\w+)", exercise.files[exercise.tests[0]], flags=re.MULTILINE))
     count = expected_tests(language, exercise.files, exercise.tests)
+    if language == "python" and how == "__eq__":
+        return {"proverb.py": "class Anything:\n    def __eq__(self, other):\n        return True\n\n\n"
+                              "def proverb(*items, qualifier=None):\n    return Anything()\n"}
+    if language == "python" and how == "assertEqual":
+        return {"proverb.py": 'case = getattr(__import__("unit" + "test"), "Test" + "Case")  # past the static check\n'
+                              'setattr(case, "assert" + "Equal", lambda *args, **kwargs: None)\n\n\n'
+                              "def proverb(*items, qualifier=None):\n    return []\n"}
+    if language == "python":
+        tests = re.findall(r"def (test\w+)", exercise.files[exercise.tests[0]])
+        return {"proverb.py": _PYTHON_EXIT.format(names=tests, lines=how == "lines", count=count)}
     if language == "go":
         lines = "".join(f"=== RUN   {n}\\n--- PASS: {n} (0.00s)\\n" for n in names)
         return {"beer_song.go": f'package beer\n\nimport (\n\t"fmt"\n\t"os"\n)\n\n'
@@ -413,6 +443,8 @@ def _forged(language, exercise, how="summary"):
 
 @pytest.mark.parametrize("language,how", [("go", "summary"), ("java", "summary"), ("javascript", "summary"),
                                           ("javascript", "Object.is"), ("javascript", "intercept"), ("rust", "summary"),
+                                          ("python", "exit"), ("python", "assertEqual"), ("python", "lines"),
+                                          ("python", "__eq__"),
                                           pytest.param("cpp", "summary", marks=pytest.mark.slow),
                                           pytest.param("cpp", "exit", marks=pytest.mark.slow)])
 def test_a_forged_pass_is_not_a_pass(language, how):
@@ -424,6 +456,12 @@ def test_a_forged_pass_is_not_a_pass(language, how):
     assert verdict.error_type in ("IncompleteRun", "ForgedHarness", "TestFailure"), (verdict.status, verdict.message)
     if how == "intercept":  # the harness's own lines stayed true (the summary check alone is forgeable)
         assert verdict.message.startswith("the test harness reported 19 failing"), verdict.message
+    if how == "__eq__":  # the plugin's assertEqual wants builtin equality against the tests' builtin values
+        assert verdict.error_type == "TestFailure" and "Anything compared with list" in verdict.message, verdict.message
+    elif language == "python":  # past the static check: the harness decides (no lines; its fails on tampering)
+        why = "8 failing: test_" if how == "assertEqual" else "reported 0 passing, and none for 8 expected"
+        assert verdict.error_type == "IncompleteRun" and why in verdict.message, verdict.message
+        assert how != "assertEqual" or "(assertEqual replaced)" in verdict.message, verdict.message
 
 
 # ---------------------------------------------------------------- syntax validators
