@@ -300,6 +300,11 @@ def write(out: str, suite: str, runs, only: str = "") -> str:
              f"missing: the same without `--report-only`. Every number below comes from the run folders under "
              f"`{out}/runs/`; each row names its runs, whose command, commit, config, wall time and machine are "
              "listed under Provenance.", ""]
+    finished = sum(r["done"] for r in records)
+    declared = [r for r in runs if not r.task.gpu_only]
+    if finished < len(declared):
+        lines += [f"**Progress: {finished} of {len(declared)} declared runs finished**; the tables below hold only "
+                  "those. The rest: the same command without `--report-only` (finished runs are skipped).", ""]
     scales = sorted({r["plan"].get("budget_scale", 1.0) for r in records})
     if scales != [1.0] and records:
         lines += [f"**Shortened budget**: these runs used {', '.join(f'{x:g}' for x in scales)} x the declared "
