@@ -1,9 +1,9 @@
 """The study: HRM vs TRM vs the transformer baseline under equal training FLOPs, on puzzles (and code), resumable.
 
-    python -m benchmarks.study --suite=cpu --out=runs/study --list        # the declared runs, budgets, commands
-    python -m benchmarks.study --suite=cpu --out=runs/study               # run what is not finished, then report
-    python -m benchmarks.study --suite=cpu --out=runs/study --only='sudoku_easy*'   # a subset (fnmatch on names)
-    python -m benchmarks.study --suite=cpu --out=runs/study --report-only # RESULTS.md + figures from the run folders
+    python -m benchmarks.study --suite=cpu --out=benchmarks/study_cpu --list        # the declared runs, budgets, commands
+    python -m benchmarks.study --suite=cpu --out=benchmarks/study_cpu               # run what is not finished, then report
+    python -m benchmarks.study --suite=cpu --out=benchmarks/study_cpu --only='sudoku_easy*'   # a subset (fnmatch on names)
+    python -m benchmarks.study --suite=cpu --out=benchmarks/study_cpu --report-only # RESULTS.md + figures from the run folders
     python -m benchmarks.study --suite=toy --out=/tmp/study_toy           # seconds per run: the end-to-end test's
 
 Every run is a subprocess of the main command (`python -m hrm_jax.main --config=... --workdir=DIR/runs/<name>
