@@ -3,6 +3,7 @@ interrupted run resumes from its checkpoint, a rerun skips finished runs, and RE
 from the runs' own files (a number changed in a metrics file changes the page)."""
 
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -98,3 +99,20 @@ def test_bits_per_byte_is_the_loss_in_bits_times_the_splits_tokens_per_byte():
     manifest = {"splits": {"validation": {"tokens": 1000, "bytes": 3000}}}
     assert study_report.bits_per_byte(2.0, manifest) == pytest.approx(2.0 / 0.6931471805599453 / 3.0)
     assert study_report.bits_per_byte(2.0, {}) is None and study_report.bits_per_byte(None, manifest) is None
+
+
+def test_budget_estimate_solves_the_log_linear_fit_for_the_needed_fill_accuracy():
+    run = next(r for r in study.suite_runs("cpu", "sudoku_easy--hrm--s0"))
+    blanks = run.task.data["data.generate_num_blanks"]
+    steps = [250, 500, 1000, 2000, 4000, 8000]
+    metrics = [{"step": st, "eval/fill_accuracy": 0.5 + 0.1 * math.log10(st)} for st in steps]
+    est = study_report.budget_estimate({"run": run, "metrics": metrics})
+    need = 0.3 ** (1 / blanks)
+    assert est["needed_fill"] == pytest.approx(need) and est["slope_per_decade"] == pytest.approx(0.1)
+    assert est["multiplier"] * 8000 == pytest.approx(10 ** ((need - 0.5) / 0.1), rel=1e-9)
+    assert est["predicted_exact"] == pytest.approx((0.5 + 0.1 * math.log10(8000)) ** blanks)
+    flat = study_report.budget_estimate({"run": run, "metrics": [dict(m, **{"eval/fill_accuracy": 0.4})
+                                                                 for m in metrics]})
+    assert "multiplier" not in flat
+    hard = next(r for r in study.suite_runs("cpu", "sudoku_hard--hrm--s0"))
+    assert study_report.budget_estimate({"run": hard, "metrics": metrics}) is None  # no blank count to solve for
