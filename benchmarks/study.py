@@ -239,8 +239,10 @@ def apply_overrides(config, overrides: dict):
 
 
 def _flag_value(v) -> str:
+    """A config override as the main command's flag parser reads it: a tuple as a Python literal (its strings
+    quoted: ml_collections reads `(a,b)` as the one string '(a,b)'), anything else as its text."""
     if isinstance(v, (tuple, list)):
-        return "(" + ",".join(_flag_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+        return repr(tuple(v))
     return str(v)
 
 

@@ -116,3 +116,19 @@ def test_budget_estimate_solves_the_log_linear_fit_for_the_needed_fill_accuracy(
     assert "multiplier" not in flat
     hard = next(r for r in study.suite_runs("cpu", "sudoku_hard--hrm--s0"))
     assert study_report.budget_estimate({"run": hard, "metrics": metrics}) is None  # no blank count to solve for
+
+
+def test_every_cpu_run_command_parses_to_its_overrides(tmp_path):
+    """Each run's command line, read by the main command's own flag parser, sets exactly the values the plan
+    holds (a tuple of strings, e.g. the code runs' recipe.stages, was read as one string before)."""
+    script = ("import sys, json; from absl import flags; from ml_collections import config_flags\n"
+              "c = config_flags.DEFINE_config_file('config'); flags.FLAGS(sys.argv)\n"
+              "print(c.value.seed); print(json.dumps(list(c.value.recipe.stages)) if 'recipe' in c.value else 'null')")
+    for run in study.suite_runs("cpu", "code--*--s0,maze_12--hrm--s0"):
+        p = study.plan(str(tmp_path), run)
+        args = [a for a in p["command"][3:] if not a.startswith("--workdir")]
+        out = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, check=True, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.splitlines()
+        assert int(out[0]) == run.seed
+        if run.task.kind == "code":
+            assert json.loads(out[1]) == ["pretrain", "finetune", "eval", "report"], run.name
