@@ -2,7 +2,8 @@
 temperature / top-k / top-p sampling, seeded, batched with left padding and per-row stop tokens.
 
 The cache is generic over attention call sites: one K/V buffer per call of an attention layer in a forward pass,
-in call order (`CacheWriter` is threaded through the model as the layers' `kv_cache` hook). For HRM-Text this is
+in call order, stacked [sites, B, T, N, H] (`CacheWriter` is threaded through the model as the layers' `kv_cache`
+hook; a model's compiled loops carry it and write the site their trip computes). For HRM-Text this is
 transformers' layout, slot (h*(L_cycles+1) + l)*lps + i, lps*H*(L+1) slots: every recurrent call of a block keeps
 its own post-RoPE keys and values. For the causal HRM (`HRM.hidden_states`) a token runs a fixed number of
 segments M from H_init / L_init; causality makes the carry per position, so segment s+1 of a new token starts from
@@ -44,11 +45,11 @@ class GenerativeModel(Protocol):
 
 @struct.dataclass
 class KVCache:
-    """Per call site keys/values [B, T, N, H] (post-RoPE), which keys are real ([B, T], False for left padding),
-    and how many positions are written (the same for every row)."""
+    """Keys/values of every call site stacked, k and v [sites, B, T, N, H] (post-RoPE), which keys are real
+    ([B, T], False for left padding), and how many positions are written (the same for every row)."""
 
-    k: tuple[jax.Array, ...]
-    v: tuple[jax.Array, ...]
+    k: jax.Array
+    v: jax.Array
     key_valid_BT: jax.Array
     length: jax.Array  # int32 scalar
 
@@ -59,32 +60,47 @@ class KVCache:
 
 def init_cache(model, batch_size: int, max_length: int) -> KVCache:
     sites, heads, head_dim = model.kv_cache_layout()
-    zeros = tuple(jnp.zeros((batch_size, max_length, heads, head_dim), model.dtype) for _ in range(sites))
+    zeros = jnp.zeros((sites, batch_size, max_length, heads, head_dim), model.dtype)
     return KVCache(k=zeros, v=zeros, key_valid_BT=jnp.ones((batch_size, max_length), bool),
                    length=jnp.zeros((), jnp.int32))
 
 
 class CacheWriter:
-    """The `kv_cache` hook for one forward: its n-th call writes the new k/v of call site n at the cache's current
-    length and returns that site's whole buffer. Trace-time state only; read `.sites_used` to check the count."""
+    """The `kv_cache` hook for one forward: each call writes its new k/v at site `site` (at the cache's current
+    length), returns that site's whole buffer and moves to the next site. `site` is a Python int, or a traced
+    int32 once a loop has made calls (`hrm_jax.model.loops` carries `carry()` through the loop and counts the
+    calls), so a compiled loop body writes a different site on every trip; `calls` stays a static count."""
 
     def __init__(self, cache: KVCache):
-        self.k, self.v, self.start, self.sites_used = list(cache.k), list(cache.v), cache.length, 0
+        self.k_SBTNH, self.v_SBTNH, self.start = cache.k, cache.v, cache.length
+        self.site, self.calls = 0, 0
+
+    @property
+    def num_sites(self) -> int:
+        return self.k_SBTNH.shape[0]
 
     def __call__(self, k_BSNH: jax.Array, v_BSNH: jax.Array):
-        i = self.sites_used
-        if i >= len(self.k):
-            raise ValueError(f"the model made more attention calls than the cache's {len(self.k)} sites")
-        at = (0, self.start, 0, 0)
-        self.k[i] = jax.lax.dynamic_update_slice(self.k[i], k_BSNH.astype(self.k[i].dtype), at)
-        self.v[i] = jax.lax.dynamic_update_slice(self.v[i], v_BSNH.astype(self.v[i].dtype), at)
-        self.sites_used += 1
-        return self.k[i], self.v[i]
+        if self.calls >= self.num_sites:
+            raise ValueError(f"the model made more attention calls than the cache's {self.num_sites} sites")
+        at = tuple(jnp.asarray(i, jnp.int32) for i in (self.site, 0, self.start, 0, 0))  # one index type (x64)
+        self.k_SBTNH = jax.lax.dynamic_update_slice(self.k_SBTNH, k_BSNH[None].astype(self.k_SBTNH.dtype), at)
+        self.v_SBTNH = jax.lax.dynamic_update_slice(self.v_SBTNH, v_BSNH[None].astype(self.v_SBTNH.dtype), at)
+        keys = jax.lax.dynamic_index_in_dim(self.k_SBTNH, self.site, keepdims=False)
+        values = jax.lax.dynamic_index_in_dim(self.v_SBTNH, self.site, keepdims=False)
+        self.site, self.calls = self.site + 1, self.calls + 1
+        return keys, values
+
+    def carry(self):
+        """The traced state a loop body threads: (k, v, site)."""
+        return self.k_SBTNH, self.v_SBTNH, jnp.asarray(self.site, jnp.int32)
+
+    def set_carry(self, carry) -> None:
+        self.k_SBTNH, self.v_SBTNH, self.site = carry
 
     def updated(self, cache: KVCache, new_tokens: int) -> KVCache:
-        if self.sites_used != len(self.k):
-            raise ValueError(f"the model made {self.sites_used} attention calls, the cache has {len(self.k)} sites")
-        return cache.replace(k=tuple(self.k), v=tuple(self.v), length=cache.length + new_tokens)
+        if self.calls != self.num_sites:
+            raise ValueError(f"the model made {self.calls} attention calls, the cache has {self.num_sites} sites")
+        return cache.replace(k=self.k_SBTNH, v=self.v_SBTNH, length=cache.length + new_tokens)
 
 
 def _forward(model, cache: KVCache, ids_BS, positions_BS, token_type_ids_BS=None):

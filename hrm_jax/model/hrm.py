@@ -207,20 +207,21 @@ class HRM(nnx.Module):
         def H_call(z_H, z_L):
             return step(self.H_level(z_H + z_L, cos, sin, mask, **extra))
 
-        if self.loop_cycles and kv_cache is None and perturb is None:  # the same calls, one compiled loop body
+        if self.loop_cycles and perturb is None:  # the same calls, one compiled loop body
             def cycle(levels, z):
                 L_level, H_level = levels
                 z_H, z_L = z
                 for _ in range(cfg.L_cycles):
-                    z_L = L_level(z_L + (z_H + x), cos, sin, mask)
-                return H_level(z_H + z_L, cos, sin, mask), z_L
+                    z_L = L_level(z_L + (z_H + x), cos, sin, mask, **extra)
+                return H_level(z_H + z_L, cos, sin, mask, **extra), z_L
 
             def L_only(L_level, z):
                 z_H, z_L = z
-                return z_H, L_level(z_L + (z_H + x), cos, sin, mask)
+                return z_H, L_level(z_L + (z_H + x), cos, sin, mask, **extra)
 
-            z = loops.repeat_without_gradient(cfg.H_cycles - 1, cycle, (self.L_level, self.H_level), (z_H, z_L))
-            z_H, z_L = loops.repeat_without_gradient(cfg.L_cycles - 1, L_only, self.L_level, z)
+            z = loops.repeat_without_gradient(cfg.H_cycles - 1, cycle, (self.L_level, self.H_level), (z_H, z_L),
+                                              kv_cache=kv_cache)
+            z_H, z_L = loops.repeat_without_gradient(cfg.L_cycles - 1, L_only, self.L_level, z, kv_cache=kv_cache)
             z_L = L_call(z_L, z_H)
             return H_call(z_H, z_L), z_L
         # No-gradient cycles: every call but the last L and the last H (default order L, L, H, L).
@@ -281,6 +282,12 @@ class HRM(nnx.Module):
         cos, sin = layers.rope_cos_sin(positions_BS, cfg.head_dim, cfg.rope_theta)
         z_H = jnp.broadcast_to(self.H_init[...], x.shape)
         z_L = jnp.broadcast_to(self.L_init[...], x.shape)
+        if self.loop_cycles:  # every segment the same calls: one compiled loop body (no gradient in generation)
+            def run_segment(model, z):
+                return model.segment(*z, x, cos, sin, mask, kv_cache=kv_cache)
+
+            return loops.repeat_without_gradient(cfg.num_generation_segments, run_segment, self, (z_H, z_L),
+                                                 kv_cache=kv_cache)[0]
         for _ in range(cfg.num_generation_segments):
             z_H, z_L = self.segment(z_H, z_L, x, cos, sin, mask, kv_cache=kv_cache)
         return z_H

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from hrm_jax.model import layers
+from hrm_jax.model import layers, loops
 
 # The transformers release whose HrmTextConfig keys `to_hf_dict` writes.
 TRANSFORMERS_VERSION = "5.23.0"
@@ -319,9 +319,9 @@ class HrmText(nnx.Module):
         transformers' slot order (slot (h*(L+1)+l)*lps + i) to extend its keys/values (see hrm_jax.generate).
         `bp_depth` (a traced int, the backprop-depth warm-up `bp_warmup_depth`): besides the static routing,
         only the last min(H, bp-1) H calls and the last bp - that L calls keep their gradient (the authors'
-        hrm_nocarry_bp_warmup); None = the static routing alone. `loop_cycles` (training, no cache): a cycle's
-        leading gradient-free L calls run as one `lax.fori_loop` (one compiled body), the graded calls after it
-        unrolled."""
+        hrm_nocarry_bp_warmup); None = the static routing alone. `loop_cycles`: a cycle's leading gradient-free
+        L calls run as one `lax.fori_loop` (one compiled body; the cache hook rides in it), the graded calls after
+        it unrolled."""
         cfg = self.config
         z_H = self.embed(input_ids_BS)
         cos, sin = layers.rope_cos_sin(position_ids_BS, cfg.head_dim, cfg.rope_theta)
@@ -342,18 +342,13 @@ class HrmText(nnx.Module):
         for h in range(cfg.H_cycles):
             first = 0
             free = sum(not cfg.l_call_keeps_grad(h, l) for l in range(cfg.L_cycles))  # the leading no-grad calls
-            if self.loop_cycles and kv_cache is None and free > 1:
+            if self.loop_cycles and free > 1:
                 z_H_const = jax.lax.stop_gradient(z_H)
-                # The L stack's state rides in the loop carry, merged inside the loop's trace (nnx.remat in it).
-                l_graph, l_state = nnx.split(self.L_module)
 
-                def free_call(_, carry, l_graph=l_graph, z_H_const=z_H_const):
-                    z, state = carry
-                    return nnx.merge(l_graph, state)(z + z_H_const, cos, sin, mask), state
+                def free_call(L_module, z, z_H_const=z_H_const):  # nnx.remat inside it, when on
+                    return L_module(z + z_H_const, cos, sin, mask, **extra)
 
-                z_L, _ = jax.lax.fori_loop(0, free, free_call,
-                                           (jax.lax.stop_gradient(z_L), jax.lax.stop_gradient(l_state)))
-                z_L = jax.lax.stop_gradient(z_L)
+                z_L = loops.repeat_without_gradient(free, free_call, self.L_module, z_L, kv_cache=kv_cache)
                 first = free
             for l in range(first, cfg.L_cycles):
                 out = self.L_module(z_L + z_H, cos, sin, mask, **extra)

@@ -174,14 +174,15 @@ class TRM(HRM):
                 z_L = net(z_L, z_H + x)
             return net(z_H, z_L), z_L
 
-        if self.loop_cycles and kv_cache is None and perturb is None:  # the same calls, one compiled loop body
+        if self.loop_cycles and perturb is None:  # the same calls, one compiled loop body
             def free_cycle(level, z):
                 z_H, z_L = z
                 for _ in range(cfg.L_cycles):
-                    z_L = level(z_L + (z_H + x), cos, sin, mask)
-                return level(z_H + z_L, cos, sin, mask), z_L
+                    z_L = level(z_L + (z_H + x), cos, sin, mask, **extra)
+                return level(z_H + z_L, cos, sin, mask, **extra), z_L
 
-            z_H, z_L = loops.repeat_without_gradient(cfg.H_cycles - 1, free_cycle, self.L_level, (z_H, z_L))
+            z_H, z_L = loops.repeat_without_gradient(cfg.H_cycles - 1, free_cycle, self.L_level, (z_H, z_L),
+                                                     kv_cache=kv_cache)
             return cycle(z_H, z_L)
         for _ in range(cfg.H_cycles - 1):
             z_H, z_L = cycle(z_H, z_L)
