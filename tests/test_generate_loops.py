@@ -91,7 +91,7 @@ def test_looped_prefill_and_decode_match_the_unrolled_in_fp32(name):
         np.testing.assert_allclose(b, a, rtol=0, atol=FP32_TOLERANCE * float(jnp.abs(a).max()))
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", ["trm"])  # the most sites; prefill/decode above checks every family's logits
 def test_looped_generate_gives_the_unrolled_tokens(name):
     sampling = gen.SamplingConfig(max_new_tokens=N_NEW, temperature=0.0)
     a, b = (gen.generate(_build(name, loop), IDS, sampling, attention_mask_BS=MASK, rng=jax.random.key(0))
