@@ -6,6 +6,7 @@ side by side.
     python benchmarks/scale.py                                   # every shape, remat and loop_cycles off / on
     python benchmarks/scale.py --shapes=code-30m,hrm-27m-sudoku --batch=4 --seq_len=256
     python benchmarks/scale.py --write                           # also replace the section in benchmarks/RESULTS.md
+    python benchmarks/scale.py --shapes=hrm-text-1b --fsdp=8 --batch_1b=8   # state and batch over 8 devices
 
 Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with
 `model.hrm_text.preset`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; no remat switch: "n/a"; loop =
@@ -40,8 +41,9 @@ CYCLES = {"hrm-27m-sudoku-8x8": 8}  # puzzle shapes with more cycles than the pa
 SECTION = "## Train-step scale from the compiled step (benchmarks/scale.py)"
 
 
-def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool = False) -> dict:
-    """One (shape, remat, loop) row, in this process."""
+def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool = False, fsdp: int = 1) -> dict:
+    """One (shape, remat, loop) row, in this process; `fsdp` > 1: parameters, optimizer state and the batch
+    sharded over that many devices (mesh (1, fsdp, 1)), memory per device."""
     import jax  # noqa: PLC0415
 
     from benchmarks.train_throughput import data_spec, load_config  # noqa: PLC0415
@@ -59,7 +61,7 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
         config.model.hrm.H_cycles = config.model.hrm.L_cycles = CYCLES.get(shape, config.model.hrm.H_cycles)
     spec = data_spec(config, seq_len or default_seq, vocab)
     family = families.build_family(config, spec.as_dict())
-    trainer = train.Trainer(config, family, spec.seq_len, parallel.make_mesh((1, 1, 1), jax.devices()[:1]))
+    trainer = train.Trainer(config, family, spec.seq_len, parallel.make_mesh((1, fsdp, 1), jax.devices()[:fsdp]))
     start = time.perf_counter()
     with jax.set_mesh(trainer.mesh):
         lowered = trainer.train_step.lower(trainer.abstract_state, trainer.example_batch)
@@ -69,7 +71,7 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
     xla = step_memory.compiled_flops(compiled)
     formula = family.flops_per_token() * batch * spec.seq_len
     return {"shape": shape, "remat": ("on" if remat else "off") if preset else "n/a",
-            "loop": "on" if loop else "off", "params": family.num_params(),
+            "loop": "on" if loop else "off", "fsdp": fsdp, "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
             "step_gib": mem.total / GIB if mem else None, "temp_gib": mem.temp / GIB if mem else None,
             "state_gib": mem.arguments / GIB if mem else None, "xla_flops": xla, "formula_flops": formula}
@@ -77,17 +79,17 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
 
 def _row(r: dict) -> str:
     if "error" in r:
-        return f"| {r['shape']} | {r['remat']} | {r.get('loop', 'off')} | | | | | | | | {r['error']} |"
+        return f"| {r['shape']} | {r['remat']} | {r.get('loop', 'off')} | {r.get('fsdp', 1)} | | | | | | | | {r['error']} |"
     ratio = f"{r['xla_flops'] / r['formula_flops']:.2f}" if r["xla_flops"] else "-"
-    return (f"| {r['shape']} | {r['remat']} | {r.get('loop', 'off')} | {r['params'] / 1e6:.1f}M | "
+    return (f"| {r['shape']} | {r['remat']} | {r.get('loop', 'off')} | {r.get('fsdp', 1)} | {r['params'] / 1e6:.1f}M | "
             f"{r['batch']} x {r['seq_len']} | "
             f"{r['compile_s']:.1f} | {r['step_gib']:.2f} | {r['temp_gib']:.2f} | {(r['xla_flops'] or 0):.3e} | "
             f"{r['formula_flops']:.3e} | {ratio} |")
 
 
 def table(results: list[dict]) -> str:
-    head = ("| shape | remat | loop | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step | "
-            "formula FLOPs/step | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| shape | remat | loop | fsdp | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step | "
+            "formula FLOPs/step | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [_row(r) for r in results])
 
 
@@ -110,6 +112,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seq_len", type=int, default=0, help="0 = the shape's own (512, 2048 for 1B, 81 Sudoku)")
     p.add_argument("--remat", default="off,on")
     p.add_argument("--loop", default="off,on", help="model.hrm_text / model.hrm loop_cycles variants")
+    p.add_argument("--fsdp", type=int, default=1, help="devices the state and batch are sharded over (fake CPU "
+                   "devices; memory per device)")
     p.add_argument("--timeout_s", type=int, default=1800, help="per variant")
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child: shape:remat
@@ -117,11 +121,13 @@ def main(argv=None) -> list[dict]:
     if args.one:
         shape, remat, loop = (args.one.split(":") + ["off"])[:3]
         batch = args.batch_1b if shape == "hrm-text-1b" else args.batch
-        print(json.dumps(measure(shape, remat == "on", batch, args.seq_len or None, loop == "on")))
+        print(json.dumps(measure(shape, remat == "on", batch, args.seq_len or None, loop == "on", args.fsdp)))
         return []
     from hrm_jax import step_memory  # noqa: PLC0415 (no jax import in the parent)
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
-               XLA_FLAGS=step_memory.cpu_memory_flags(os.environ.get("XLA_FLAGS", "")))
+               XLA_FLAGS=step_memory.cpu_memory_flags(" ".join(
+                   [f for f in os.environ.get("XLA_FLAGS", "").split() if "host_platform_device_count" not in f]
+                   + [f"--xla_force_host_platform_device_count={args.fsdp}"])))
     results = []
     for shape in args.shapes.split(","):
         if shape not in SHAPES:
@@ -130,7 +136,7 @@ def main(argv=None) -> list[dict]:
         variants = [(r, lp) for lp in args.loop.split(",") for r in (args.remat.split(",") if hrm_text else ["off"])]
         for remat, loop in variants:
             cmd = [sys.executable, __file__, f"--one={shape}:{remat}:{loop}", f"--batch={args.batch}",
-                   f"--batch_1b={args.batch_1b}", f"--seq_len={args.seq_len}"]
+                   f"--batch_1b={args.batch_1b}", f"--seq_len={args.seq_len}", f"--fsdp={args.fsdp}"]
             try:
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout_s)
                 lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -144,7 +150,8 @@ def main(argv=None) -> list[dict]:
             results.append(r)
             print(_row(r), flush=True)
             if args.write:  # after every row: a long compile later on does not lose the rows before it
-                write_section(_header(args) + table(results), section=f"{SECTION}, loop_cycles {args.loop}")
+                fsdp = f", fsdp {args.fsdp}" if args.fsdp > 1 else ""
+                write_section(_header(args) + table(results), section=f"{SECTION}, loop_cycles {args.loop}{fsdp}")
     print(table(results))
     return results
 
@@ -152,9 +159,9 @@ def main(argv=None) -> list[dict]:
 def _header(args) -> str:
     import platform  # noqa: PLC0415
     return (f"`python benchmarks/scale.py --shapes={args.shapes} --loop={args.loop} --batch={args.batch} "
-            f"--batch_1b={args.batch_1b} --write` on "
+            f"--batch_1b={args.batch_1b}{f' --fsdp={args.fsdp}' if args.fsdp > 1 else ''} --write` on "
             f"{platform.machine()} CPU ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), XLA's memory-"
-            "minimizing CPU scheduler. Step GiB = XLA's memory analysis of the compiled step on one device "
+            "minimizing CPU scheduler. Step GiB = XLA's memory analysis of the compiled step per device "
             "(temporaries + state + batch + unaliased outputs); FLOPs from XLA's cost analysis vs the family's "
             "formula (`flops_per_token`). The 1B shape is compiled from abstract arrays only.\n\n")
 

@@ -70,4 +70,7 @@ def test_scale_measures_a_shape_from_abstract_arrays_and_writes_its_section(tmp_
     scale.write_section(scale.table([r]), results)
     scale.write_section(scale.table([r, dict(r, remat="off", loop="off")]), results)  # replaced, not appended
     text = results.read_text()
-    assert text.count(scale.SECTION) == 1 and "kept" in text and "| code-30m | off | off |" in text
+    assert text.count(scale.SECTION) == 1 and "kept" in text and "| code-30m | off | off | 1 |" in text
+    # State and batch over 2 (fake CPU) devices: per device, the parameters and optimizer state halve.
+    sharded = scale.measure("code-30m", remat=True, batch=2, seq_len=32, loop=True, fsdp=2)
+    assert sharded["fsdp"] == 2 and 0.4 < sharded["state_gib"] / r["state_gib"] < 0.6, (sharded, r)
