@@ -27,6 +27,7 @@ the schedule.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import fnmatch
 import importlib.util
@@ -433,8 +434,12 @@ def _run_config(p: dict):
 
 
 def _parse_tuple(v):
+    """A plan's tuple override back to the tuple: a Python literal, or an older plan's unquoted `(a,b)`."""
     if isinstance(v, str) and v.startswith("(") and v.endswith(")"):
-        return tuple(x for x in v[1:-1].split(",") if x)
+        try:
+            return tuple(ast.literal_eval(v))
+        except (ValueError, SyntaxError):
+            return tuple(x for x in v[1:-1].split(",") if x)
     return v
 
 

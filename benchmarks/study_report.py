@@ -180,10 +180,12 @@ def budget_table(records: list[dict]) -> list[str]:
         exact = final_eval(rec).get("eval/exact_accuracy", 0.0)
         if "multiplier" not in e:
             budget = "no gain in the fit"
+        elif exact >= TARGET_EXACT:
+            budget = "reached (measured)"
         elif e["multiplier"] > 1000:
             budget = "> 1000x (the fit is nearly flat)"
         else:
-            budget = f"~{e['multiplier']:.0f}x ({e['multiplier'] * e['steps']:,.0f} steps)"
+            budget = f"~{e['multiplier']:.1f}x ({e['multiplier'] * e['steps']:,.0f} steps)"
         lines.append(f"| {_ref([rec])} | {e['blanks']} | {e['final_fill']:.4f} | {e['predicted_exact']:.4f} | "
                      f"{exact:.4f} | {e['needed_fill']:.4f} | {e['slope_per_decade']:+.4f} | {budget} |")
     return lines

@@ -132,3 +132,4 @@ def test_every_cpu_run_command_parses_to_its_overrides(tmp_path):
         assert int(out[0]) == run.seed
         if run.task.kind == "code":
             assert json.loads(out[1]) == ["pretrain", "finetune", "eval", "report"], run.name
+            assert study._run_config(p).recipe.stages == ("pretrain", "finetune", "eval", "report")
