@@ -66,12 +66,15 @@ def example_batch(keys: tuple[str, ...], global_batch: int, seq_len: int) -> dic
 
 
 def _token_metrics(logits, labels, inputs=None):
-    """Token sums; with puzzle `inputs`, also over the cells to fill in (label != input: Sudoku's blanks, a maze's
-    path), which the headline cell accuracy dilutes with the copied givens (evaluation: `fill_accuracy`)."""
+    """Token sums. Without `inputs` (causal code HRM/TRM), also the summed cross-entropy (eval/loss, as HRM-Text
+    and the transformer report it); with puzzle `inputs`, also over the cells to fill in (label != input: Sudoku's
+    blanks, a maze's path), which the headline cell accuracy dilutes with the copied givens (`fill_accuracy`)."""
     mask = labels != losses.IGNORE_LABEL_ID
     correct = mask & (jnp.argmax(logits, -1) == labels)
     out = {"tokens": mask.sum(), "correct_tokens": correct.sum()}
-    if inputs is not None:
+    if inputs is None:  # a causal LM's held-out loss (eval/loss, nats per token)
+        out["loss_sum"] = losses.softmax_cross_entropy(logits, labels).sum()
+    else:
         fill = mask & (labels != inputs)
         out |= {"fill_cells": fill.sum(), "correct_fill_cells": (fill & correct).sum()}
     return out

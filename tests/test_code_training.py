@@ -138,3 +138,30 @@ def test_hrm_text_sharded_forward_and_gradient_equal_single_device(tokenizer_fil
     np.testing.assert_allclose(l8, l1, atol=2e-5, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g8)):
         np.testing.assert_allclose(b, a, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["hrm", "trm"])
+def test_causal_recurrent_eval_reports_held_out_loss(tokenizer_file, tmp_path, family):
+    """eval/loss of the causal HRM/TRM (the study's held-out nats per token) is the mean next-token cross-entropy
+    of the logits their ACT inference ends with, over the counted tokens: computed here in numpy."""
+    from hrm_jax import evaluation  # noqa: PLC0415
+    from hrm_jax.model import act  # noqa: PLC0415
+    config = _config(tokenizer_file, family)
+    train_ds, spec = data_lib.build(config, "train", workdir=str(tmp_path))
+    fam = families.build_family(config, spec.as_dict())
+    mesh = parallel.make_mesh((1, 1, 1), jax.devices()[:1])
+    trainer = train.Trainer(config, fam, spec.seq_len, mesh)
+    model = trainer.model(trainer.init_state())
+    batch = next(iter(train_ds))
+    with jax.set_mesh(mesh):
+        got = evaluation.evaluate_model(fam, model, [batch], mesh, config.data.global_batch_size, spec.seq_len)
+    data = fam.model_batch(jax.tree.map(jax.numpy.asarray, batch))
+    outputs, _ = act.act_infer(model, data, adaptive=fam.eval_adaptive, max_steps=fam.fixed_train_segments)
+    logits = np.asarray(outputs["logits"], np.float64)
+    labels = np.asarray(data["labels"])
+    valid = labels != -100
+    log_probs = logits - logits.max(-1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    expected = -np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], -1)[..., 0][valid].mean()
+    assert valid.sum() > 0 and np.isfinite(got["eval/loss"])
+    np.testing.assert_allclose(got["eval/loss"], expected, rtol=1e-5)
