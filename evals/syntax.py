@@ -1,6 +1,7 @@
 """Syntax validation of generated code (compile only, nothing runs), its rate, and feedback text."""
 from __future__ import annotations
 
+import ast
 import dataclasses
 import os
 from collections.abc import Iterable
@@ -21,7 +22,8 @@ class SyntaxCheck:
 
 
 def check_syntax(source: str, filename: str = "<completion>") -> SyntaxCheck:
-    """Compiles `source` (ast.parse misses e.g. `return` outside a function; compile does not)."""
+    """Compiles `source` (ast.parse misses e.g. `return` outside a function; compile does not); code without a
+    statement (empty, blanks, comments only) is not ok either."""
     try:
         compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as e:  # IndentationError and TabError included
@@ -29,6 +31,8 @@ def check_syntax(source: str, filename: str = "<completion>") -> SyntaxCheck:
         return SyntaxCheck(False, type(e).__name__, e.msg or "invalid syntax", e.lineno, e.offset, text)
     except (ValueError, RecursionError, MemoryError) as e:  # null bytes; absurd nesting
         return SyntaxCheck(False, type(e).__name__, str(e) or type(e).__name__)
+    if not ast.parse(source).body:  # compiles, but is no program: a model that emits only blanks is not "valid"
+        return SyntaxCheck(False, "EmptyProgram", "no statements (empty, whitespace or comments only)")
     return SyntaxCheck(True)
 
 

@@ -50,6 +50,8 @@ def test_syntax_ok_and_errors_with_position():
     outside = check_syntax("return 1\n")  # ast.parse accepts this; compile does not
     assert not outside.ok and "outside function" in outside.message
     assert check_syntax("x = 1\0").error_type in ("SyntaxError", "ValueError")
+    for blank in ("", " " * 128, "\t\t\n", "# a comment only\n"):  # compiles, but is no program
+        assert check_syntax(blank).error_type == "EmptyProgram", repr(blank)
 
 
 def test_syntax_valid_rate():
