@@ -78,6 +78,7 @@ FAMILY_LABEL = {"hrm": "HRM", "trm_mlp": "TRM-MLP", "trm_att": "TRM-Att", "tf_pa
                 "code_trm": "TRM (causal)", "code_tf_params": "Transformer (= params)"}
 ACT_FAMILIES = ("hrm", "trm_mlp", "trm_att")  # evals.puzzles: adaptive vs fixed halting, test-time depth
 CODE_CONFIG = "configs/mbpp.py:cpu"
+CODE_REFINE_ROUNDS = 2  # execution-feedback rounds after a failed greedy attempt (evals.refine)
 DEPTH_MULTIPLIERS = (1, 2, 3, 4)  # test-time segments as multiples of the training halt_max_steps
 
 
@@ -225,6 +226,7 @@ def base_overrides(out: str, run: Run) -> dict:
         o["train.eval_batches"] = run.task.eval_batches
     else:
         o["recipe.stages"] = ("pretrain", "finetune", "eval", "report")
+        o["eval.refine_rounds"] = CODE_REFINE_ROUNDS
     o.update({k: v for k, v in run.task.schedule.items() if k != "config"})
     return o
 

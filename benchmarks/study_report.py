@@ -46,6 +46,7 @@ def collect(out: str, runs) -> list[dict]:
         if run.task.kind == "code":
             rec["finetune_metrics"] = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
             rec["code_summary"] = _read_json(os.path.join(workdir, "eval", "mbpp_test", "summary.json"))
+            rec["refine_summary"] = _read_json(os.path.join(workdir, "eval", "mbpp_test", "refine_summary.json"))
             rec["corpus_manifest"] = _read_json(os.path.join(workdir, "pretrain", "python_corpus", "manifest.json"))
         records.append(rec)
     return records
@@ -124,17 +125,20 @@ def code_table(records: list[dict]) -> list[str]:
     if not rows:
         return []
     lines = ["| family | params | pretraining FLOPs | steps | wall | held-out corpus loss (nats/token) | "
-             "held-out corpus bits/byte | MBPP test loss (nats/token) | syntax-valid | pass@1 (samples) | run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "held-out corpus bits/byte | MBPP test loss (nats/token) | syntax-valid | pass@1 (samples) | "
+             "pass@1 after refinement (rounds) | run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for rec in rows:
         p, s = rec["plan"], rec.get("code_summary") or {}
         pre, ft = final_eval(rec), final_eval({"metrics": rec.get("finetune_metrics", [])})
         pk = (s.get("pass_at_k") or {}).get("pass@1")
+        ref = rec.get("refine_summary") or {}
+        refined = "-" if "pass@1_refined" not in ref else f"{ref['pass@1_refined']:.3f} ({ref['rounds']})"
         lines.append(f"| {_label(p['family'])} | {p['params']:,} | {_fmt_flops(p['train_flops'])} | {p['steps']:,} | "
                      f"{_wall(rec) / 60:.1f} min | {pre.get('eval/loss', float('nan')):.4f} | "
                      f"{_num(bits_per_byte(pre.get('eval/loss'), rec.get('corpus_manifest') or {}))} | "
                      f"{ft.get('eval/loss', float('nan')):.4f} | {s.get('syntax_valid_rate', float('nan')):.3f} | "
-                     f"{'-' if pk is None else f'{pk:.3f}'} ({s.get('num_samples', 0)}) | {_ref([rec])} |")
+                     f"{'-' if pk is None else f'{pk:.3f}'} ({s.get('num_samples', 0)}) | {refined} | {_ref([rec])} |")
     return lines
 
 

@@ -176,8 +176,11 @@ def _eval_stage(c: ml_collections.ConfigDict, workdir: str) -> dict:
     result = preemption.run_interruptible(fn, "the evaluation", f"the judged tasks are kept in {out}/samples.jsonl; rerun the "
                                                   "same command to go on from there")
     summary = result["samples"]
-    return {"out": out, "pass_at_k": summary["pass_at_k"], "num_tasks": summary["num_tasks"],
-            "num_samples": summary["num_samples"]}
+    stage = {"out": out, "pass_at_k": summary["pass_at_k"], "num_tasks": summary["num_tasks"],
+             "num_samples": summary["num_samples"]}
+    if "refine" in result:  # eval.refine_rounds > 0: pass@1 after the execution-feedback rounds
+        stage["refine"] = {k: result["refine"][k] for k in ("rounds", "pass@1_refined", "pass@1_by_round")}
+    return stage
 
 
 def _export_stage(c: ml_collections.ConfigDict, workdir: str) -> dict:

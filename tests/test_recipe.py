@@ -49,7 +49,7 @@ def test_stage_configs_share_the_model_and_differ_where_the_pretrain_node_says(t
 def _main(workdir, tokenizer, **kw):
     overrides = {"data.tokenizer": tokenizer, "data.data_dir": data_dir(), "pretrain.train.steps": 6,
                  "pretrain.train.checkpoint_every": 3, "train.steps": 4, "train.checkpoint_every": 2,
-                 "train.log_every": 2, "eval.limit": 2, "eval.max_new_tokens": 8}
+                 "train.log_every": 2, "eval.limit": 2, "eval.max_new_tokens": 8, "eval.refine_rounds": 1}
     cmd = [sys.executable, "-m", "hrm_jax.main", "--config=configs/mbpp.py:tiny", f"--workdir={workdir}",
            *(f"--config.{k}={v}" for k, v in overrides.items())]
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
@@ -90,6 +90,9 @@ def test_tiny_recipe_end_to_end_resumes_after_sigterm_and_then_only_summarizes(t
     assert stages["pretrain"]["result"]["steps"] == 6 and stages["finetune"]["result"]["steps"] == 4
     assert math.isfinite(stages["finetune"]["result"]["final_loss"])
     assert stages["eval"]["result"]["num_tasks"] == 2 and 0.0 <= stages["eval"]["result"]["pass_at_k"]["pass@1"] <= 1
+    refined = stages["eval"]["result"]["refine"]  # eval.refine_rounds=1: pass@1 before and after one round
+    assert refined["rounds"] == 1 and len(refined["pass@1_by_round"]) == 2
+    assert (workdir / "eval" / "mbpp_test" / "refine_summary.json").exists()
     assert pathlib.Path(stages["export"]["result"]["path"]).stat().st_size > 0
     report = (workdir / "report.md").read_text()
     assert "| pass@1 |" in report and "95% CI" in report and "Task " in report and "verdict" in report

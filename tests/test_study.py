@@ -133,3 +133,28 @@ def test_every_cpu_run_command_parses_to_its_overrides(tmp_path):
         if run.task.kind == "code":
             assert json.loads(out[1]) == ["pretrain", "finetune", "eval", "report"], run.name
             assert study._run_config(p).recipe.stages == ("pretrain", "finetune", "eval", "report")
+
+
+def test_code_table_reads_each_runs_own_files(tmp_path):
+    """The code table's numbers come from the run folder: pretraining and fine-tuning eval losses, the eval
+    summary (syntax-valid rate, pass@1, samples) and the refinement summary (pass@1 after its rounds)."""
+    run = study.suite_runs("cpu", "code--code_trm--s0")[0]
+    workdir = pathlib.Path(study.run_dir(str(tmp_path), run))
+    (workdir / "pretrain" / "python_corpus").mkdir(parents=True)
+    (workdir / "eval" / "mbpp_test").mkdir(parents=True)
+    p = {"name": run.name, "family": run.family, "params": 786690, "train_flops": 8.2e12, "steps": 212}
+    files = {
+        "study.json": {"plan": p, "stages": {"train": {"done": True, "seconds": 600.0}}},
+        "pretrain/python_corpus/manifest.json": {"splits": {"validation": {"tokens": 100, "bytes": 300}}},
+        "eval/mbpp_test/summary.json": {"pass_at_k": {"pass@1": 0.04}, "num_samples": 50, "syntax_valid_rate": 0.25},
+        "eval/mbpp_test/refine_summary.json": {"pass@1": 0.04, "pass@1_refined": 0.06, "rounds": 2},
+    }
+    for name, value in files.items():
+        (workdir / name).write_text(json.dumps(value))
+    (workdir / "pretrain" / "metrics.jsonl").write_text(json.dumps({"step": 212, "eval/loss": 4.25}) + "\n")
+    (workdir / "metrics.jsonl").write_text(json.dumps({"step": 150, "eval/loss": 3.5}) + "\n")
+    row = study_report.code_table(study_report.collect(str(tmp_path), [run]))[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:] == ["786,690", "8.2 TFLOP", "212", "10.0 min", "4.2500",
+                         f"{4.25 / math.log(2) / 3:.4f}", "3.5000", "0.250", "0.040 (50)", "0.060 (2)",
+                         f"`{run.name}`"]
