@@ -69,7 +69,7 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
     compile_s = time.perf_counter() - start
     mem = step_memory.StepMemory.of(compiled)
     xla = step_memory.compiled_flops(compiled)
-    formula = family.flops_per_token() * batch * spec.seq_len
+    formula = family.flops_per_token() * batch * spec.seq_len / fsdp  # per device, as XLA counts the SPMD program
     return {"shape": shape, "remat": ("on" if remat else "off") if preset else "n/a",
             "loop": "on" if loop else "off", "fsdp": fsdp, "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
@@ -88,8 +88,8 @@ def _row(r: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    head = ("| shape | remat | loop | fsdp | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step | "
-            "formula FLOPs/step | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| shape | remat | loop | fsdp | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step "
+            "per device | formula FLOPs/step per device | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [_row(r) for r in results])
 
 
@@ -162,8 +162,8 @@ def _header(args) -> str:
             f"--batch_1b={args.batch_1b}{f' --fsdp={args.fsdp}' if args.fsdp > 1 else ''} --write` on "
             f"{platform.machine()} CPU ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), XLA's memory-"
             "minimizing CPU scheduler. Step GiB = XLA's memory analysis of the compiled step per device "
-            "(temporaries + state + batch + unaliased outputs); FLOPs from XLA's cost analysis vs the family's "
-            "formula (`flops_per_token`). The 1B shape is compiled from abstract arrays only.\n\n")
+            "(temporaries + state + batch + unaliased outputs); FLOPs per device from XLA's cost analysis vs the "
+            "family's formula (`flops_per_token`) over the devices. The 1B shape is compiled from abstract arrays only.\n\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ import math
 import pathlib
 import sys
 
+import pytest
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "benchmarks"))
 import train_throughput  # noqa: E402
 
@@ -74,3 +76,6 @@ def test_scale_measures_a_shape_from_abstract_arrays_and_writes_its_section(tmp_
     # State and batch over 2 (fake CPU) devices: per device, the parameters and optimizer state halve.
     sharded = scale.measure("code-30m", remat=True, batch=2, seq_len=32, loop=True, fsdp=2)
     assert sharded["fsdp"] == 2 and 0.4 < sharded["state_gib"] / r["state_gib"] < 0.6, (sharded, r)
+    # FLOPs per device: batch 2 over 2 devices is batch 1's work on each (XLA counts the per-device program).
+    assert sharded["formula_flops"] == pytest.approx(r["formula_flops"])
+    assert 0.8 < sharded["xla_flops"] / r["xla_flops"] < 1.25, (sharded, r)
