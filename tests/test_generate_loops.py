@@ -20,9 +20,10 @@ HRM_CFG = HRMConfig(vocab_size=40, seq_len=S + N_NEW, puzzle_emb_ndim=0, hidden_
                     L_cycles=2, H_layers=1, L_layers=2, halt_max_steps=2, forward_dtype="float32", causal=True)
 TRM_CFG = TRMConfig(vocab_size=40, seq_len=S + N_NEW, puzzle_emb_ndim=0, hidden_size=32, num_heads=2, H_cycles=3,
                     L_cycles=2, L_layers=2, halt_max_steps=2, forward_dtype="float32", causal=True)
-# cycle 0's three L calls gradient-free (looped), cycle 1's graded.
+# L_bp_cycles padded to (1, 1, 0, 3): cycles 0 and 1 one loop over cycles (each with its two free L calls in the
+# inner loop), cycle 2's three L calls gradient-free (looped), cycle 3's graded.
 TEXT_CFG = HrmTextConfig(vocab_size=40, hidden_size=32, intermediate_size=48, num_layers_per_stack=2,
-                         num_attention_heads=2, head_dim=8, H_cycles=2, L_cycles=3, L_bp_cycles=(0, 3),
+                         num_attention_heads=2, head_dim=8, H_cycles=4, L_cycles=3, L_bp_cycles=(0, 3),
                          pad_token_id=0, prefix_lm=False)
 
 

@@ -1,6 +1,7 @@
-"""`model.hrm_text.loop_cycles`: a cycle's gradient-free L calls as one lax.fori_loop give the unrolled
-forward and gradients (fp32), and the uncached forward is unchanged. Cached generation through the loop:
-tests/test_generate_loops.py."""
+"""`model.hrm_text.loop_cycles`: a cycle's gradient-free L calls as one lax.fori_loop, and consecutive H cycles
+of one routing as one differentiated loop, give the unrolled forward and gradients (fp32; with the backprop-depth
+warm-up's routing too), the uncached forward is unchanged, and the training program is flat in H_cycles. Cached
+generation through the loops: tests/test_generate_loops.py."""
 
 import jax
 import jax.numpy as jnp
@@ -14,30 +15,35 @@ from hrm_jax.model.hrm_text import HrmText, HrmTextConfig
 TINY = HrmTextConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_layers_per_stack=2,
                      num_attention_heads=2, head_dim=8, H_cycles=2, L_cycles=3, L_bp_cycles=(0, 3),
                      pad_token_id=0, prefix_lm=False)
+# H = 4: transformers pads L_bp_cycles to (1, 1, 0, 3), so cycles 0 and 1 (two free L calls, one graded, the H
+# call) run as one loop over cycles, cycle 2's L calls in the gradient-free loop, cycle 3 unrolled.
+TINY_H4 = TINY.replace(H_cycles=4)
 IDS = jnp.asarray(np.random.default_rng(0).integers(1, 64, (2, 10)), jnp.int32)
 
 
-def _models(remat=False):
-    return (HrmText(TINY, remat=remat, rngs=nnx.Rngs(0)),
-            HrmText(TINY, loop_cycles=True, remat=remat, rngs=nnx.Rngs(0)))
+def _models(remat=False, cfg=TINY):
+    return (HrmText(cfg, remat=remat, rngs=nnx.Rngs(0)),
+            HrmText(cfg, loop_cycles=True, remat=remat, rngs=nnx.Rngs(0)))
 
 
-def _loss_and_grads(model):
+def _loss_and_grads(model, bp_depth=None):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     seg, pos = jnp.ones_like(IDS), jnp.broadcast_to(jnp.arange(10), IDS.shape)
     weights = jax.random.normal(jax.random.key(1), (2, 10, 64))
 
     def loss(p):
         m = nnx.merge(graphdef, p, rest)
-        return (m.segment_logits(IDS, seg, pos) * weights).sum()
+        return (m.logits(m.segment_hidden_states(IDS, seg, pos, bp_depth=bp_depth)) * weights).sum()
 
     return jax.jit(jax.value_and_grad(loss))(params)
 
 
-@pytest.mark.parametrize("remat", [False, True])
-def test_looped_equals_unrolled_forward_and_gradients(remat):
-    unrolled, looped = _models(remat)
-    (l1, g1), (l2, g2) = _loss_and_grads(unrolled), _loss_and_grads(looped)
+@pytest.mark.parametrize("remat,cfg,bp_depth", [(False, TINY, None), (True, TINY, None), (False, TINY_H4, None),
+                                                (True, TINY_H4, None), (False, TINY_H4, 4)])
+def test_looped_equals_unrolled_forward_and_gradients(remat, cfg, bp_depth):
+    unrolled, looped = _models(remat, cfg)
+    depth = None if bp_depth is None else jnp.int32(bp_depth)
+    (l1, g1), (l2, g2) = _loss_and_grads(unrolled, depth), _loss_and_grads(looped, depth)
     np.testing.assert_allclose(l2, l1, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
@@ -51,6 +57,23 @@ def test_looped_lowers_to_a_loop():
 
 
 
-def test_the_uncached_forward_is_unchanged():
-    unrolled, looped = _models()
+@pytest.mark.parametrize("cfg", [TINY, TINY_H4])
+def test_the_uncached_forward_is_unchanged(cfg):
+    unrolled, looped = _models(cfg=cfg)
     np.testing.assert_allclose(looped(IDS), unrolled(IDS), rtol=1e-6, atol=1e-6)
+
+
+def test_the_training_program_is_flat_in_H_cycles():
+    """Gradient of the loss, lowered: with loop_cycles its size does not grow from 4 to 8 H cycles (the padded
+    cycles are one loop body); unrolled it does."""
+    def size(loop, h):
+        model = HrmText(TINY.replace(H_cycles=h), loop_cycles=loop, rngs=nnx.Rngs(0))
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        seg, pos = jnp.ones_like(IDS), jnp.broadcast_to(jnp.arange(10), IDS.shape)
+
+        def loss(p):
+            return nnx.merge(graphdef, p, rest).segment_logits(IDS, seg, pos).sum()
+        return len(jax.jit(jax.grad(loss)).lower(params).as_text())
+
+    assert size(False, 8) > 1.5 * size(False, 4)
+    assert size(True, 8) == size(True, 4)

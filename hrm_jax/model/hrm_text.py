@@ -320,8 +320,9 @@ class HrmText(nnx.Module):
         `bp_depth` (a traced int, the backprop-depth warm-up `bp_warmup_depth`): besides the static routing,
         only the last min(H, bp-1) H calls and the last bp - that L calls keep their gradient (the authors'
         hrm_nocarry_bp_warmup); None = the static routing alone. `loop_cycles`: a cycle's leading gradient-free
-        L calls run as one `lax.fori_loop` (one compiled body; the cache hook rides in it), the graded calls after
-        it unrolled."""
+        L calls run as one `lax.fori_loop` (one compiled body; the cache hook rides in it), and consecutive H
+        cycles of one routing (transformers pads L_bp_cycles with 1s: every cycle before the given ones) run as
+        one differentiated loop over cycles, so the compiled graph stays flat in H_cycles too."""
         cfg = self.config
         z_H = self.embed(input_ids_BS)
         cos, sin = layers.rope_cos_sin(position_ids_BS, cfg.head_dim, cfg.rope_theta)
@@ -339,24 +340,44 @@ class HrmText(nnx.Module):
                 return out
             return jnp.where(calls_after < budget, out, jax.lax.stop_gradient(out))
 
-        for h in range(cfg.H_cycles):
+        def cycle(L_module, H_module, z_H, z_L, h, shape_h: int):
+            """H cycle `h` (a Python int, or traced in a loop over cycles of `shape_h`'s routing)."""
             first = 0
-            free = sum(not cfg.l_call_keeps_grad(h, l) for l in range(cfg.L_cycles))  # the leading no-grad calls
+            free = sum(not cfg.l_call_keeps_grad(shape_h, l) for l in range(cfg.L_cycles))  # leading no-grad calls
             if self.loop_cycles and free > 1:
                 z_H_const = jax.lax.stop_gradient(z_H)
 
                 def free_call(L_module, z, z_H_const=z_H_const):  # nnx.remat inside it, when on
                     return L_module(z + z_H_const, cos, sin, mask, **extra)
 
-                z_L = loops.repeat_without_gradient(free, free_call, self.L_module, z_L, kv_cache=kv_cache)
+                z_L = loops.repeat_without_gradient(free, free_call, L_module, z_L, kv_cache=kv_cache)
                 first = free
             for l in range(first, cfg.L_cycles):
-                out = self.L_module(z_L + z_H, cos, sin, mask, **extra)
+                out = L_module(z_L + z_H, cos, sin, mask, **extra)
                 later_l = (cfg.H_cycles - h) * cfg.L_cycles - l - 1
-                z_L = route(out, cfg.l_call_keeps_grad(h, l), later_l, l_bp)
-            out = self.H_module(z_H + z_L, cos, sin, mask, **extra)
-            z_H = route(out, True, cfg.H_cycles - h - 1, h_bp)
+                z_L = route(out, cfg.l_call_keeps_grad(shape_h, l), later_l, l_bp)
+            out = H_module(z_H + z_L, cos, sin, mask, **extra)
+            return route(out, True, cfg.H_cycles - h - 1, h_bp), z_L
+
+        h = 0
+        while h < cfg.H_cycles:
+            run = 1  # with loop_cycles, consecutive cycles of one routing run as one loop (with gradient)
+            while self.loop_cycles and h + run < cfg.H_cycles and self._routing(h + run) == self._routing(h):
+                run += 1
+            if run > 1:
+                def looped(modules, zs, i, h0=h):
+                    return cycle(*modules, *zs, h0 + i, shape_h=h0)
+
+                z_H, z_L = loops.repeat_with_gradient(run, looped, (self.L_module, self.H_module), (z_H, z_L),
+                                                      kv_cache=kv_cache)
+            else:
+                z_H, z_L = cycle(self.L_module, self.H_module, z_H, z_L, h, shape_h=h)
+            h += run
         return z_H
+
+    def _routing(self, h: int) -> tuple[bool, ...]:
+        """Which L calls of H cycle `h` keep their gradient: cycles with equal routing share one loop body."""
+        return tuple(self.config.l_call_keeps_grad(h, l) for l in range(self.config.L_cycles))
 
     def logits(self, z_H_BSD: jax.Array) -> jax.Array:
         logits = self.embed_tokens.attend(z_H_BSD) if self.lm_head is None else self.lm_head(z_H_BSD)
