@@ -375,7 +375,9 @@ class RunState:
 
 
 def stages_of(run: Run) -> tuple[str, ...]:
-    return ("train", "eval") if run.task.kind == "puzzle" else ("train",)
+    """Puzzles: train, then halting and depth evals; code: the recipe (pretrain, fine-tune, pass@1 with
+    refinement), then the fine-tuned model's held-out loss on MBPP test solutions."""
+    return ("train", "eval") if run.task.kind == "puzzle" else ("train", "heldout")
 
 
 def latest_checkpoint(workdir: str) -> int | None:
@@ -503,6 +505,29 @@ def puzzle_evals(run: Run, p: dict) -> dict:
             "depth": test_time_depth(config, p["workdir"], run.task.eval_batches, run.task.depth_multipliers)}
 
 
+def code_heldout(p: dict) -> dict:
+    """The fine-tuned model's loss on every MBPP test task in its fine-tuning format (the loss on the code and
+    </s>, as trained), and those targets' tokens per byte of code under the run's tokenizer, for bits per byte.
+    The recipe's own eval loss is on MBPP's validation split; this one is on the split pass@1 is measured on."""
+    from hrm_jax import evaluation, restore  # noqa: PLC0415
+    from input_pipeline import lm_pipeline, mbpp_data, prompts  # noqa: PLC0415
+
+    config = _run_config(p)
+    restored = restore.load_for_inference(p["workdir"], config)
+    c, tok = restored.config, restored.tokenizer
+    data_dir = c.data.data_dir or None
+    records = mbpp_data.load_mbpp("test", data_dir=data_dir)
+    batches = lm_pipeline.mbpp_batches(tok, records=records, training=False, seq_len=c.data.seq_len,
+                                       batch_size=c.data.global_batch_size, seed=c.seed, process_index=0,
+                                       process_count=1, packing=c.data.packing, num_workers=0)
+    m = evaluation.evaluate_model(restored.family, restored.model, iter(batches), restored.mesh,
+                                  c.data.global_batch_size, c.data.seq_len)
+    target_tokens = sum(int(prompts.instruction_example(r, tok)[1].sum()) for r in records)
+    code_bytes = sum(len(prompts.reference_code(r).encode("utf-8")) for r in records)
+    return {"mbpp_test": {"tasks": len(records), "loss": m["eval/loss"], "loss_tokens": m["eval/tokens"],
+                          "target_tokens": target_tokens, "code_bytes": code_bytes, "step": restored.step}}
+
+
 def execute(out: str, run: Run, log=print) -> str:
     """Runs what is not done of one run; returns 'done' (already), 'ran' or raises."""
     workdir = run_dir(out, run)
@@ -527,6 +552,8 @@ def execute(out: str, run: Run, log=print) -> str:
         try:
             if name == "train":
                 train_stage(run, p)
+            elif name == "heldout":
+                state.data["evals"] = code_heldout(p)
             else:
                 state.data["evals"] = puzzle_evals(run, p)
         finally:

@@ -136,15 +136,16 @@ def test_every_cpu_run_command_parses_to_its_overrides(tmp_path):
 
 
 def test_code_table_reads_each_runs_own_files(tmp_path):
-    """The code table's numbers come from the run folder: pretraining and fine-tuning eval losses, the eval
-    summary (syntax-valid rate, pass@1, samples) and the refinement summary (pass@1 after its rounds)."""
+    """The code table's numbers come from the run folder: pretraining's eval loss, the heldout stage's MBPP-test
+    loss and counts, the eval summary (syntax-valid rate, pass@1, samples) and the refinement summary."""
     run = study.suite_runs("cpu", "code--code_trm--s0")[0]
     workdir = pathlib.Path(study.run_dir(str(tmp_path), run))
     (workdir / "pretrain" / "python_corpus").mkdir(parents=True)
     (workdir / "eval" / "mbpp_test").mkdir(parents=True)
     p = {"name": run.name, "family": run.family, "params": 786690, "train_flops": 8.2e12, "steps": 212}
     files = {
-        "study.json": {"plan": p, "stages": {"train": {"done": True, "seconds": 600.0}}},
+        "study.json": {"plan": p, "stages": {"train": {"done": True, "seconds": 600.0}},
+                       "evals": {"mbpp_test": {"loss": 3.0, "target_tokens": 200, "code_bytes": 500}}},
         "pretrain/python_corpus/manifest.json": {"splits": {"validation": {"tokens": 100, "bytes": 300}}},
         "eval/mbpp_test/summary.json": {"pass_at_k": {"pass@1": 0.04}, "num_samples": 50, "syntax_valid_rate": 0.25},
         "eval/mbpp_test/refine_summary.json": {"pass@1": 0.04, "pass@1_refined": 0.06, "rounds": 2},
@@ -152,9 +153,30 @@ def test_code_table_reads_each_runs_own_files(tmp_path):
     for name, value in files.items():
         (workdir / name).write_text(json.dumps(value))
     (workdir / "pretrain" / "metrics.jsonl").write_text(json.dumps({"step": 212, "eval/loss": 4.25}) + "\n")
-    (workdir / "metrics.jsonl").write_text(json.dumps({"step": 150, "eval/loss": 3.5}) + "\n")
-    row = study_report.code_table(study_report.collect(str(tmp_path), [run]))[2]
+    row = study_report.code_table(study_report.collect(str(tmp_path), [run]))[-1]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:] == ["786,690", "8.2 TFLOP", "212", "10.0 min", "4.2500",
-                         f"{4.25 / math.log(2) / 3:.4f}", "3.5000", "0.250", "0.040 (50)", "0.060 (2)",
-                         f"`{run.name}`"]
+                         f"{4.25 / math.log(2) / 3:.4f}", "3.0000", f"{3.0 / math.log(2) * 200 / 500:.4f}", "0.250",
+                         "0.040 (50)", "0.060 (2)", f"`{run.name}`"]
+
+
+def test_code_heldout_evaluates_the_fine_tuned_model_on_every_mbpp_test_task(tmp_path):
+    """The code runs' `heldout` stage: the run's own checkpoint restored, every one of MBPP's 500 test tasks
+    evaluated (each target token of code and </s> counted once: no batch limit, nothing dropped), and the
+    target tokens and bytes of code that bits per byte needs."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from fixtures_tokenizer import data_dir, session_tokenizer  # noqa: PLC0415
+
+    tokenizer = tmp_path / "code.model"
+    session_tokenizer().save(tokenizer)
+    workdir = tmp_path / "run"
+    overrides = {"data.tokenizer": str(tokenizer), "data.data_dir": str(data_dir()), "data.seq_len": 1024,
+                 "train.steps": 2, "train.checkpoint_every": 2}
+    p = {"config": "configs/mbpp.py:tiny", "overrides": overrides, "workdir": str(workdir)}
+    subprocess.run([sys.executable, "-m", "hrm_jax.main", "--config=configs/mbpp.py:tiny", f"--workdir={workdir}",
+                    "--config.mode=train", *(f"--config.{k}={v}" for k, v in overrides.items())], cwd=REPO,
+                   check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO), "XLA_FLAGS": ""})
+    test = study.code_heldout(p)["mbpp_test"]
+    assert test["tasks"] == 500 and test["step"] == 2 and math.isfinite(test["loss"]) and test["loss"] > 0
+    assert test["loss_tokens"] == test["target_tokens"] > 0  # seq_len 1024: no example is cut into pieces
+    assert 0.05 < test["target_tokens"] / test["code_bytes"] < 1.0
