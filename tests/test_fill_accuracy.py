@@ -24,7 +24,9 @@ def test_fill_cells_are_where_the_label_differs_from_the_input():
     assert "fill_cells" not in averaged
 
 
-def test_code_batches_have_no_fill_cells():
+def test_code_batches_have_no_fill_cells_but_a_loss():
     labels = jnp.asarray([[3, 4, losses.IGNORE_LABEL_ID]])
     m = families._token_metrics(_one_hot_logits([[3, 0, 0]]), labels)
-    assert set(m) == {"tokens", "correct_tokens"}
+    assert set(m) == {"tokens", "correct_tokens", "loss_sum"}  # loss_sum: eval/loss of causal HRM / TRM
+    expected = losses.softmax_cross_entropy(_one_hot_logits([[3, 0, 0]]), labels).sum()
+    assert float(m["loss_sum"]) == float(expected) > 0
