@@ -9,7 +9,7 @@ side by side.
     python benchmarks/scale.py --shapes=hrm-text-1b --fsdp=8 --batch_1b=8   # state and batch over 8 devices
 
 Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with
-`model.hrm_text.preset`; code-30m also with L_cycles 8, `code-30m-L8`, and H_cycles 8, `code-30m-H8`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; no remat switch: "n/a"; loop =
+`model.hrm_text.preset`; code-30m also with L_cycles 8, `code-30m-L8`, and H_cycles 4 / 8, `code-30m-H4` / `-H8`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; no remat switch: "n/a"; loop =
 `model.hrm.loop_cycles`), also with 8 x 8 cycles (`hrm-27m-sudoku-8x8`). The step is lowered from
 `Trainer.abstract_state` and `Trainer.example_batch` (jax.ShapeDtypeStruct), so even the 1B shape is compiled
 without allocating its parameters. Each variant runs in its own process (a failed or killed compile costs only
@@ -37,10 +37,12 @@ SHAPES = {  # name -> (config, preset or "", default seq_len, vocab)
     "hrm-27m-sudoku": ("configs/sudoku.py", "", 81, 11),
     "hrm-27m-sudoku-8x8": ("configs/sudoku.py", "", 81, 11),  # H_cycles = L_cycles = 8: compile time vs cycles
     "code-30m-L8": ("configs/mbpp.py:gpu", "code-30m", 512, 16384),  # L_cycles 8 (2 graded, as the preset's)
-    "code-30m-H8": ("configs/mbpp.py:gpu", "code-30m", 512, 16384),  # H_cycles 8 (every H call graded)
+    "code-30m-H4": ("configs/mbpp.py:gpu", "code-30m", 512, 16384),  # H_cycles 4 (every H call graded)
+    "code-30m-H8": ("configs/mbpp.py:gpu", "code-30m", 512, 16384),  # H_cycles 8
 }
 CYCLES = {"hrm-27m-sudoku-8x8": 8}  # puzzle shapes with more cycles than the paper's 2 x 2
-HRM_TEXT_CYCLES = {"code-30m-L8": {"L_cycles": 8}, "code-30m-H8": {"H_cycles": 8}}  # overrides of the preset
+HRM_TEXT_CYCLES = {"code-30m-L8": {"L_cycles": 8}, "code-30m-H4": {"H_cycles": 4},  # overrides of the preset
+                   "code-30m-H8": {"H_cycles": 8}}
 SECTION = "## Train-step scale from the compiled step (benchmarks/scale.py)"
 
 
