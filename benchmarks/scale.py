@@ -9,7 +9,8 @@ side by side.
     python benchmarks/scale.py --shapes=hrm-text-1b --fsdp=8 --batch_1b=8   # state and batch over 8 devices
 
 Shapes: HRM-Text presets code-30m, code-100m, hrm-text-1b (configs/mbpp.py:gpu, unshrunk, with
-`model.hrm_text.preset`; code-30m also with L_cycles 8, `code-30m-L8`, and H_cycles 4 / 8, `code-30m-H4` / `-H8`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; no remat switch: "n/a"; loop =
+`model.hrm_text.preset`; code-30m also with L_cycles 8, `code-30m-L8`, and H_cycles 4 / 8, `code-30m-H4` /
+`-H8`) and the puzzle HRM-27M on Sudoku (configs/sudoku.py; no remat switch: "n/a"; loop =
 `model.hrm.loop_cycles`), also with 8 x 8 cycles (`hrm-27m-sudoku-8x8`). The step is lowered from
 `Trainer.abstract_state` and `Trainer.example_batch` (jax.ShapeDtypeStruct), so even the 1B shape is compiled
 without allocating its parameters. Each variant runs in its own process (a failed or killed compile costs only

@@ -108,7 +108,10 @@ def base_config() -> ml_collections.ConfigDict:
     # at first, one more per (ratio / (max - min)) of train.steps, up to the routing's; 0 = off (authors: 0.2).
     c.model.hrm_text.bp_warmup_ratio = 0.0
     c.model.hrm_text.bp_min_steps = 2
-    c.model.hrm_text.loop_cycles = False  # each cycle's gradient-free L calls as one lax.fori_loop (compile time)
+    # Each cycle's gradient-free L calls as one lax.fori_loop, and H cycles of one routing as one differentiated
+    # loop: compile time flat in cycles. Pair it with remat at many H cycles (benchmarks/RESULTS.md: without
+    # remat the loop over graded cycles keeps ~20% more activations at 8 H cycles; with it, less).
+    c.model.hrm_text.loop_cycles = False
     c.model.hrm_text.remat = False  # recompute each block in the backward pass (less memory, ~1 more forward)
     # what a rematerialized block keeps: nothing_saveable | dots_saveable | dots_with_no_batch_dims_saveable
     c.model.hrm_text.remat_policy = "nothing_saveable"
