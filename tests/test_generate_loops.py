@@ -84,6 +84,7 @@ def test_looped_prefill_and_decode_are_the_unrolled_computation_in_float64(name,
 FP32_TOLERANCE = 2e-5
 
 
+@pytest.mark.slow  # 2 min on 2 cores; the float64 test above checks the same calls and sites in the default run
 @pytest.mark.parametrize("name", FAMILIES)
 def test_looped_prefill_and_decode_match_the_unrolled_in_fp32(name):
     (cache_u, steps_u), (cache_l, steps_l) = (_prefill_and_decode(*nnx.split(_build(name, loop)))
@@ -92,7 +93,8 @@ def test_looped_prefill_and_decode_match_the_unrolled_in_fp32(name):
         np.testing.assert_allclose(b, a, rtol=0, atol=FP32_TOLERANCE * float(jnp.abs(a).max()))
 
 
-@pytest.mark.parametrize("name", ["trm"])  # the most sites; prefill/decode above checks every family's logits
+@pytest.mark.slow  # the float64 prefill/decode test checks every family's logits in the default run
+@pytest.mark.parametrize("name", ["trm"])  # the most sites
 def test_looped_generate_gives_the_unrolled_tokens(name):
     sampling = gen.SamplingConfig(max_new_tokens=N_NEW, temperature=0.0)
     a, b = (gen.generate(_build(name, loop), IDS, sampling, attention_mask_BS=MASK, rng=jax.random.key(0))

@@ -52,6 +52,7 @@ def test_chunk_default_bounds_the_logits_chunk():
     assert seen[-1] == (4, 8, 3)  # 4 chunks of 8 positions, never [4, 32, 64]
 
 
+@pytest.mark.slow  # test_remat_policies_change_memory_not_numbers checks the default policy's numbers too
 def test_block_remat_gives_the_same_loss_and_gradients():
     cfg = HrmTextConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_layers_per_stack=2,
                         num_attention_heads=2, head_dim=8, H_cycles=2, L_cycles=2, L_bp_cycles=(0, 2),
