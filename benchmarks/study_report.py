@@ -5,7 +5,8 @@ stage wall times, commit, machine; the puzzle evaluations), `metrics.jsonl` (the
 and for code runs `pretrain/metrics.jsonl`, `recipe.json` and `eval/mbpp_test/summary.json`. Nothing is measured
 here, so `python -m benchmarks.study --report-only --out=DIR` regenerates the page from the same files.
 
-Figures: `curves_<task>.png` (train loss and held-out exact accuracy against training FLOPs, one line per run),
+Figures: `curves_<task>.png` (train loss and held-out exact accuracy, or for code held-out loss, against training
+FLOPs, one line per run),
 `depth.png` (held-out exact accuracy against test-time segments, ACT families), `final.png` (final held-out exact
 accuracy per task and family, mean over seeds with min-max error bars; the seed count in the label).
 """
@@ -276,27 +277,38 @@ def _plt():
     return plt
 
 
+# (metrics key, axis label, title, y limits) of each held-out panel beside the training loss, per task kind.
+CURVE_PANELS = {
+    "puzzle": (("eval/exact_accuracy", "held-out exact accuracy", "held-out exact accuracy", (-0.02, 1.02)),
+               ("eval/accuracy", "held-out cell accuracy", "held-out cell accuracy", (-0.02, 1.02)),
+               ("eval/fill_accuracy", "held-out fill accuracy", "accuracy on the cells to fill in", (-0.02, 1.02))),
+    "code": (("eval/loss", "held-out loss (nats/token)", "held-out corpus loss", None),
+             ("eval/token_accuracy", "held-out next-token accuracy", "held-out next-token accuracy", None)),
+}
+
+
 def curves_figure(records: list[dict], task: str, path: str) -> str | None:
+    """Training loss and the task kind's held-out metrics (CURVE_PANELS) against training FLOPs, a line per run
+    (code runs: their pretraining, where the FLOPs budget is spent)."""
     recs = [r for r in records if r["plan"]["task"] == task and r["metrics"]]
     if not recs:
         return None
+    panels = CURVE_PANELS[recs[0]["run"].task.kind]
     plt = _plt()
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4))
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.75 * (1 + len(panels)), 4))
     for rec in recs:
         fps, label = rec["plan"]["flops_per_step"], f"{_label(rec['plan']['family'])} s{rec['plan']['seed']}"
         train = [(m["step"] * fps / 1e12, m["train/loss"]) for m in rec["metrics"] if "train/loss" in m]
         line = axes[0].plot(*zip(*train), label=label)[0] if train else None
-        for ax, key in zip(axes[1:], ("eval/exact_accuracy", "eval/accuracy", "eval/fill_accuracy")):
+        for ax, (key, *_) in zip(axes[1:], panels):
             ev = [(m["step"] * fps / 1e12, m[key]) for m in rec["metrics"] if key in m]
             if ev:
                 ax.plot(*zip(*ev), marker="o", label=label, color=line.get_color() if line else None)
     axes[0].set(xlabel="training TFLOPs", ylabel="train loss", title=f"{task}: training loss")
-    axes[1].set(xlabel="training TFLOPs", ylabel="held-out exact accuracy", title=f"{task}: held-out exact accuracy",
-                ylim=(-0.02, 1.02))
-    axes[2].set(xlabel="training TFLOPs", ylabel="held-out cell accuracy", title=f"{task}: held-out cell accuracy",
-                ylim=(-0.02, 1.02))
-    axes[3].set(xlabel="training TFLOPs", ylabel="held-out fill accuracy",
-                title=f"{task}: accuracy on the cells to fill in", ylim=(-0.02, 1.02))
+    for ax, (_, ylabel, title, ylim) in zip(axes[1:], panels):
+        ax.set(xlabel="training TFLOPs", ylabel=ylabel, title=f"{task}: {title}")
+        if ylim:
+            ax.set_ylim(*ylim)
     return _save(fig, axes, path)
 
 
