@@ -312,13 +312,17 @@ def curves_figure(records: list[dict], task: str, path: str) -> str | None:
     return _save(fig, axes, path)
 
 
-def _save(fig, axes, path: str) -> str:
-    """Grid and legend on every axis, then the PNG at `path` (the figure is closed)."""
+def _save(fig, axes, path: str, shared_legend: bool = False) -> str:
+    """Grid and legend on every axis (`shared_legend`: one legend right of the axes, for many lines), then the
+    PNG at `path` (the figure is closed)."""
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if not shared_legend:
+            ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    if shared_legend:
+        fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     _plt().close(fig)
     return path
 
@@ -329,15 +333,17 @@ def depth_figure(records: list[dict], path: str) -> str | None:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for rec in recs:
+    colors = plt.get_cmap("tab20")
+    for i, rec in enumerate(recs):  # a colour per run (tab20: distinct for up to 20 runs)
         rows = rec["evals"]["depth"]["rows"]
         label = f"{rec['plan']['task']} {_label(rec['plan']['family'])} s{rec['plan']['seed']}"
         for ax, key in zip(axes, ("exact_accuracy", "fill_accuracy")):
-            ax.plot([r["segments"] for r in rows], [r.get(key, r["accuracy"]) for r in rows], marker="o", label=label)
+            ax.plot([r["segments"] for r in rows], [r.get(key, r["accuracy"]) for r in rows], marker="o", label=label,
+                    color=colors(i % 20))
     for ax, what in zip(axes, ("exact", "fill")):
         ax.set(xlabel="test-time segments (fixed; the first point is training's halt_max_steps)",
                ylabel=f"held-out {what} accuracy", title=f"{what} accuracy vs test-time depth", ylim=(-0.02, 1.02))
-    return _save(fig, axes, path)
+    return _save(fig, axes, path, shared_legend=True)
 
 
 def final_figure(records: list[dict], path: str) -> str | None:
