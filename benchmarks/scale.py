@@ -47,9 +47,16 @@ HRM_TEXT_CYCLES = {"code-30m-L8": {"L_cycles": 8}, "code-30m-H4": {"H_cycles": 4
 SECTION = "## Train-step scale from the compiled step (benchmarks/scale.py)"
 
 
-def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool = False, fsdp: int = 1) -> dict:
-    """One (shape, remat, loop) row, in this process; `fsdp` > 1: parameters, optimizer state and the batch
-    sharded over that many devices (mesh (1, fsdp, 1)), memory per device."""
+REMAT_MODES = {"off": (False, False), "on": (True, False), "cycle": (False, True), "both": (True, True)}
+
+
+def measure(shape: str, remat: bool | str, batch: int, seq_len: int | None, loop: bool = False,
+            fsdp: int = 1) -> dict:
+    """One (shape, remat, loop) row, in this process; `remat`: a REMAT_MODES name (True = "on", per block);
+    `fsdp` > 1: parameters, optimizer state and the batch sharded over that many devices (mesh (1, fsdp, 1)),
+    memory per device."""
+    remat = {True: "on", False: "off"}.get(remat, remat)
+    block_remat, cycle_remat = REMAT_MODES[remat]
     import jax  # noqa: PLC0415
 
     from benchmarks.train_throughput import data_spec, load_config  # noqa: PLC0415
@@ -60,7 +67,8 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
     config.data.global_batch_size = batch
     if preset:
         config.model.hrm_text.preset = preset
-        config.model.hrm_text.remat = remat
+        config.model.hrm_text.remat = block_remat
+        config.model.hrm_text.remat_cycles = cycle_remat
         config.model.hrm_text.loop_cycles = loop
         for key, value in HRM_TEXT_CYCLES.get(shape, {}).items():
             config.model.hrm_text[key] = value
@@ -78,7 +86,7 @@ def measure(shape: str, remat: bool, batch: int, seq_len: int | None, loop: bool
     mem = step_memory.StepMemory.of(compiled)
     xla = step_memory.compiled_flops(compiled)
     formula = family.flops_per_token() * batch * spec.seq_len / fsdp  # per device, as XLA counts the SPMD program
-    return {"shape": shape, "remat": ("on" if remat else "off") if preset else "n/a",
+    return {"shape": shape, "remat": remat if preset else "n/a",
             "loop": "on" if loop else "off", "fsdp": fsdp, "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
             "step_gib": mem.total / GIB if mem else None, "temp_gib": mem.temp / GIB if mem else None,
@@ -118,7 +126,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--batch", type=int, default=8, help="global batch (the 1B shape uses --batch_1b)")
     p.add_argument("--batch_1b", type=int, default=1)
     p.add_argument("--seq_len", type=int, default=0, help="0 = the shape's own (512, 2048 for 1B, 81 Sudoku)")
-    p.add_argument("--remat", default="off,on")
+    p.add_argument("--remat", default="off,on", help="off | on (per block, model.hrm_text.remat) | cycle (per H "
+                   "cycle, model.hrm_text.remat_cycles) | both")
     p.add_argument("--loop", default="off,on", help="model.hrm_text / model.hrm loop_cycles variants")
     p.add_argument("--fsdp", type=int, default=1, help="devices the state and batch are sharded over (fake CPU "
                    "devices; memory per device)")
@@ -129,7 +138,7 @@ def main(argv=None) -> list[dict]:
     if args.one:
         shape, remat, loop = (args.one.split(":") + ["off"])[:3]
         batch = args.batch_1b if shape == "hrm-text-1b" else args.batch
-        print(json.dumps(measure(shape, remat == "on", batch, args.seq_len or None, loop == "on", args.fsdp)))
+        print(json.dumps(measure(shape, remat, batch, args.seq_len or None, loop == "on", args.fsdp)))
         return []
     from hrm_jax import step_memory  # noqa: PLC0415 (no jax import in the parent)
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),

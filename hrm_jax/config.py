@@ -115,6 +115,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.hrm_text.remat = False  # recompute each block in the backward pass (less memory, ~1 more forward)
     # what a rematerialized block keeps: nothing_saveable | dots_saveable | dots_with_no_batch_dims_saveable
     c.model.hrm_text.remat_policy = "nothing_saveable"
+    # Recompute each H cycle in the backward pass, keeping only its input (z_H, z_L): activation memory of one
+    # cycle instead of all; with remat too, the recomputation is per block (benchmarks/RESULTS.md).
+    c.model.hrm_text.remat_cycles = False
     for key, kind in HRM_TEXT_OVERRIDES:
         c.model.hrm_text[key] = ml_collections.FieldReference(None, field_type=kind)
 

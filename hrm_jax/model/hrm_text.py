@@ -243,17 +243,21 @@ class HrmText(nnx.Module):
     `init="transformers"`: `_init_weights` (plain normal(0, initializer_range) for every linear and the embedding,
     pad row zeroed, z_L_init zeros). `init="authors"`: Sapient's truncated LeCun (fmod(3)), std 1/sqrt(D) for gqkv,
     gate_up, o_proj, the embedding and lm_head, 1/sqrt(I) for down_proj; z_L_init unit std rounded to bf16 as they
-    store it; the pad row zeroed too. `remat=True`: per-block rematerialization in training (`layers.BlockStack`), keeping what `remat_policy` says.
+    store it; the pad row zeroed too. `remat=True`: per-block rematerialization in training (`layers.BlockStack`),
+    keeping what `remat_policy` says; `remat_cycles=True`: per-H-cycle rematerialization (each cycle keeps its
+    input (z_H, z_L) and is recomputed in the backward pass; with `remat` too, that recomputation is per block).
     """
 
     def __init__(self, config: HrmTextConfig, *, dtype=jnp.float32,
                  init: Literal["transformers", "authors"] = "transformers",
                  attention_impl: Literal["xla", "cudnn"] | None = None, remat: bool = False,
-                 remat_policy: str = "nothing_saveable", loop_cycles: bool = False, rngs: nnx.Rngs):
+                 remat_policy: str = "nothing_saveable", loop_cycles: bool = False, remat_cycles: bool = False,
+                 rngs: nnx.Rngs):
         if init not in ("transformers", "authors"):
             raise ValueError(f"HrmText init must be 'transformers' or 'authors', got {init!r}")
         self.config, self.dtype = config, dtype
         self.loop_cycles = loop_cycles  # gradient-free L calls of a cycle as one lax.fori_loop (hidden_states)
+        self.remat_cycles = remat_cycles  # training keeps each H cycle's input only and recomputes the cycle
         cfg, d = config, config.hidden_size
         if init == "transformers":
             kernel_init = down_init = embed_init = head_init = layers.normal_init(cfg.initializer_range)
@@ -359,6 +363,13 @@ class HrmText(nnx.Module):
             out = H_module(z_H + z_L, cos, sin, mask, **extra)
             return route(out, True, cfg.H_cycles - h - 1, h_bp), z_L
 
+        def run_cycle(L_module, H_module, z_H, z_L, h, shape_h: int):
+            if not self.remat_cycles or kv_cache is not None:  # generation has no backward pass
+                return cycle(L_module, H_module, z_H, z_L, h, shape_h)
+            def cycle_at_shape(L_module, H_module, z_H, z_L, h):
+                return cycle(L_module, H_module, z_H, z_L, h, shape_h)
+            return nnx.remat(cycle_at_shape)(L_module, H_module, z_H, z_L, jnp.asarray(h, jnp.int32))
+
         h = 0
         while h < cfg.H_cycles:
             run = 1  # with loop_cycles, consecutive cycles of one routing run as one loop (with gradient)
@@ -366,12 +377,12 @@ class HrmText(nnx.Module):
                 run += 1
             if run > 1:
                 def looped(modules, zs, i, h0=h):
-                    return cycle(*modules, *zs, h0 + i, shape_h=h0)
+                    return run_cycle(*modules, *zs, h0 + i, shape_h=h0)
 
                 z_H, z_L = loops.repeat_with_gradient(run, looped, (self.L_module, self.H_module), (z_H, z_L),
                                                       kv_cache=kv_cache)
             else:
-                z_H, z_L = cycle(self.L_module, self.H_module, z_H, z_L, h, shape_h=h)
+                z_H, z_L = run_cycle(self.L_module, self.H_module, z_H, z_L, h, shape_h=h)
             h += run
         return z_H
 
