@@ -509,9 +509,12 @@ def code_heldout(p: dict) -> dict:
     """The fine-tuned model's loss on every MBPP test task in its fine-tuning format (the loss on the code and
     </s>, as trained), and those targets' tokens per byte of code under the run's tokenizer, for bits per byte.
     The recipe's own eval loss is on MBPP's validation split; this one is on the split pass@1 is measured on."""
+    from absl import logging as absl_logging  # noqa: PLC0415
+
     from hrm_jax import evaluation, restore  # noqa: PLC0415
     from input_pipeline import lm_pipeline, mbpp_data, prompts  # noqa: PLC0415
 
+    absl_logging.set_verbosity(absl_logging.ERROR)  # Orbax's "read only" notice is not the study's console
     config = _run_config(p)
     restored = restore.load_for_inference(p["workdir"], config)
     c, tok = restored.config, restored.tokenizer
