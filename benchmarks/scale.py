@@ -51,10 +51,10 @@ REMAT_MODES = {"off": (False, False), "on": (True, False), "cycle": (False, True
 
 
 def measure(shape: str, remat: bool | str, batch: int, seq_len: int | None, loop: bool = False,
-            fsdp: int = 1) -> dict:
+            fsdp: int = 1, scan: bool = False) -> dict:
     """One (shape, remat, loop) row, in this process; `remat`: a REMAT_MODES name (True = "on", per block);
     `fsdp` > 1: parameters, optimizer state and the batch sharded over that many devices (mesh (1, fsdp, 1)),
-    memory per device."""
+    memory per device. `scan`: HRM-Text's `scan_layers` (the loop column says "+ scan")."""
     remat = {True: "on", False: "off"}.get(remat, remat)
     block_remat, cycle_remat = REMAT_MODES[remat]
     import jax  # noqa: PLC0415
@@ -69,6 +69,7 @@ def measure(shape: str, remat: bool | str, batch: int, seq_len: int | None, loop
         config.model.hrm_text.preset = preset
         config.model.hrm_text.remat = block_remat
         config.model.hrm_text.remat_cycles = cycle_remat
+        config.model.hrm_text.scan_layers = scan
         config.model.hrm_text.loop_cycles = loop
         for key, value in HRM_TEXT_CYCLES.get(shape, {}).items():
             config.model.hrm_text[key] = value
@@ -87,7 +88,7 @@ def measure(shape: str, remat: bool | str, batch: int, seq_len: int | None, loop
     xla = step_memory.compiled_flops(compiled)
     formula = family.flops_per_token() * batch * spec.seq_len / fsdp  # per device, as XLA counts the SPMD program
     return {"shape": shape, "remat": remat if preset else "n/a",
-            "loop": "on" if loop else "off", "fsdp": fsdp, "params": family.num_params(),
+            "loop": ("on" if loop else "off") + (" + scan" if scan and preset else ""), "fsdp": fsdp, "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
             "step_gib": mem.total / GIB if mem else None, "temp_gib": mem.temp / GIB if mem else None,
             "state_gib": mem.arguments / GIB if mem else None, "xla_flops": xla, "formula_flops": formula}
@@ -131,6 +132,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--loop", default="off,on", help="model.hrm_text / model.hrm loop_cycles variants")
     p.add_argument("--fsdp", type=int, default=1, help="devices the state and batch are sharded over (fake CPU "
                    "devices; memory per device)")
+    p.add_argument("--scan", action="store_true", help="HRM-Text shapes with model.hrm_text.scan_layers")
     p.add_argument("--timeout_s", type=int, default=1800, help="per variant")
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child: shape:remat
@@ -138,7 +140,7 @@ def main(argv=None) -> list[dict]:
     if args.one:
         shape, remat, loop = (args.one.split(":") + ["off"])[:3]
         batch = args.batch_1b if shape == "hrm-text-1b" else args.batch
-        print(json.dumps(measure(shape, remat, batch, args.seq_len or None, loop == "on", args.fsdp)))
+        print(json.dumps(measure(shape, remat, batch, args.seq_len or None, loop == "on", args.fsdp, args.scan)))
         return []
     from hrm_jax import step_memory  # noqa: PLC0415 (no jax import in the parent)
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
@@ -154,6 +156,7 @@ def main(argv=None) -> list[dict]:
         for remat, loop in variants:
             cmd = [sys.executable, __file__, f"--one={shape}:{remat}:{loop}", f"--batch={args.batch}",
                    f"--batch_1b={args.batch_1b}", f"--seq_len={args.seq_len}", f"--fsdp={args.fsdp}"]
+            cmd += ["--scan"] if args.scan else []
             try:
                 out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout_s)
                 lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]

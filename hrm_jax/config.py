@@ -118,6 +118,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Recompute each H cycle in the backward pass, keeping only its input (z_H, z_L): activation memory of one
     # cycle instead of all; with remat too, the recomputation is per block (benchmarks/RESULTS.md).
     c.model.hrm_text.remat_cycles = False
+    # Each stack's blocks as one lax.scan over their weights stacked per step: compile time flat in the layer
+    # count, one more copy of the stacks' parameters in memory; parameters, checkpoints and exports unchanged.
+    c.model.hrm_text.scan_layers = False
     for key, kind in HRM_TEXT_OVERRIDES:
         c.model.hrm_text[key] = ml_collections.FieldReference(None, field_type=kind)
 

@@ -259,6 +259,7 @@ class HrmTextFamily:
     remat_policy: str = "nothing_saveable"  # what a rematerialized block keeps (config.model.hrm_text.remat_policy)
     loop_cycles: bool = False  # gradient-free L calls as a lax.fori_loop (config.model.hrm_text.loop_cycles)
     remat_cycles: bool = False  # per-H-cycle rematerialization (config.model.hrm_text.remat_cycles)
+    scan_layers: bool = False  # each stack's blocks as one lax.scan (config.model.hrm_text.scan_layers)
     chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits
     # The authors' backprop-depth warm-up (model.hrm_text.bp_warmup_ratio; 0 = off): gradient depth
     # bp_min_steps .. max_bp_depth over the first ratio x total_steps steps (hrm_text.bp_warmup_depth).
@@ -272,7 +273,7 @@ class HrmTextFamily:
     def build(self, rngs: nnx.Rngs) -> HrmText:
         return HrmText(self.model_config, dtype=self.dtype, init=self.init, attention_impl=self.attention_impl,
                        remat=self.remat, remat_policy=self.remat_policy, loop_cycles=self.loop_cycles,
-                       remat_cycles=self.remat_cycles, rngs=rngs)
+                       remat_cycles=self.remat_cycles, scan_layers=self.scan_layers, rngs=rngs)
 
     def model_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         return dict(batch)
@@ -420,6 +421,6 @@ def build_family(config: ml_collections.ConfigDict, data_meta: dict):
     return HrmTextFamily(config_lib.hrm_text_config(config, data_meta), dtype=jnp.dtype(config.model.forward_dtype),
                          init=node.init, attention_impl=config.model.attention_impl or None, remat=bool(node.remat),
                          remat_policy=node.remat_policy, loop_cycles=bool(node.loop_cycles),
-                         remat_cycles=bool(node.remat_cycles),
+                         remat_cycles=bool(node.remat_cycles), scan_layers=bool(node.scan_layers),
                          bp_warmup_ratio=float(node.bp_warmup_ratio),
                          bp_min_steps=int(node.bp_min_steps), total_steps=int(config.train.steps))

@@ -21,7 +21,8 @@ HRM_CFG = HRMConfig(vocab_size=40, seq_len=S + N_NEW, puzzle_emb_ndim=0, hidden_
 TRM_CFG = TRMConfig(vocab_size=40, seq_len=S + N_NEW, puzzle_emb_ndim=0, hidden_size=32, num_heads=2, H_cycles=3,
                     L_cycles=2, L_layers=2, halt_max_steps=2, forward_dtype="float32", causal=True)
 # L_bp_cycles padded to (1, 1, 0, 3): cycles 0 and 1 one loop over cycles (each with its two free L calls in the
-# inner loop), cycle 2's three L calls gradient-free (looped), cycle 3's graded.
+# inner loop), cycle 2's three L calls gradient-free (looped), cycle 3's graded; looped, each stack call's two
+# blocks a scan over their stacked weights (`scan_layers`) too.
 TEXT_CFG = HrmTextConfig(vocab_size=40, hidden_size=32, intermediate_size=48, num_layers_per_stack=2,
                          num_attention_heads=2, head_dim=8, H_cycles=4, L_cycles=3, L_bp_cycles=(0, 3),
                          pad_token_id=0, prefix_lm=False)
@@ -29,7 +30,7 @@ TEXT_CFG = HrmTextConfig(vocab_size=40, hidden_size=32, intermediate_size=48, nu
 
 def _build(name, loop, dtype="float32"):
     if name == "hrm_text":
-        return HrmText(TEXT_CFG, dtype=jnp.dtype(dtype), loop_cycles=loop, rngs=nnx.Rngs(0))
+        return HrmText(TEXT_CFG, dtype=jnp.dtype(dtype), loop_cycles=loop, scan_layers=loop, rngs=nnx.Rngs(0))
     cls, cfg = {"hrm": (HRM, HRM_CFG), "trm": (TRM, TRM_CFG)}[name]
     return cls(cfg.replace(forward_dtype=dtype), loop_cycles=loop, rngs=nnx.Rngs(0))
 

@@ -76,3 +76,61 @@ def test_the_training_program_is_flat_in_H_cycles():
 
     assert size(False, 8) > 1.5 * size(False, 4)
     assert size(True, 8) == size(True, 4)
+
+
+def _rms_norm_in_input_dtype(x, eps):
+    return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
+@pytest.mark.parametrize("loop,remat", [(False, False), (True, True)])
+def test_scanned_layers_are_the_unrolled_computation_in_float64(loop, remat, monkeypatch):
+    """`scan_layers`: each stack's blocks as one lax.scan over their stacked weights compute the per-block
+    forward and gradients (with the cycle loops and remat too): in float64, RMSNorm included, equal to float64
+    rounding (fp32 differs by fusion order, ~1e-6 relative on this loss). The parameters stay per block (the same
+    tree, so checkpoints and exports do not change)."""
+    from hrm_jax.model import layers  # noqa: PLC0415
+    monkeypatch.setattr(layers, "rms_norm", _rms_norm_in_input_dtype)
+    cfg = TINY_H4.replace(num_layers_per_stack=3)
+    with jax.enable_x64(True):
+        runs = []
+        for scan in (False, True):
+            model = HrmText(cfg, dtype=jnp.float64, loop_cycles=loop and scan, remat=remat, scan_layers=scan,
+                            rngs=nnx.Rngs(0))
+            nnx.update(model, jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
+                                           nnx.state(model)))
+            runs.append((model, _loss_and_grads(model)))
+        (unrolled, (l1, g1)), (scanned, (l2, g2)) = runs
+        assert jax.tree.structure(nnx.state(scanned, nnx.Param)) == jax.tree.structure(nnx.state(unrolled, nnx.Param))
+        assert jax.tree.leaves(g2)[0].dtype == jnp.float64
+        np.testing.assert_allclose(l2, l1, rtol=1e-12)
+        scale = max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g1))
+        for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2), strict=True):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-12 * scale)
+
+
+def test_the_training_program_is_flat_in_layers_with_scan_layers():
+    def size(scan, lps):
+        model = HrmText(TINY.replace(num_layers_per_stack=lps), scan_layers=scan, rngs=nnx.Rngs(0))
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        seg, pos = jnp.ones_like(IDS), jnp.broadcast_to(jnp.arange(10), IDS.shape)
+
+        def loss(p):
+            return nnx.merge(graphdef, p, rest).segment_logits(IDS, seg, pos).sum()
+        return len(jax.jit(jax.grad(loss)).lower(params).as_text())
+
+    assert size(False, 6) > 1.5 * size(False, 2)
+    assert size(True, 6) < 1.2 * size(True, 2)  # only the stacking of the weights grows
+
+
+def test_the_config_reaches_the_stacks():
+    """model.hrm_text.scan_layers / loop_cycles / remat_cycles: from the config through the family to the model."""
+    import pathlib  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+    from configs import mbpp  # noqa: PLC0415
+    from hrm_jax import families  # noqa: PLC0415
+
+    c = mbpp.get_config("tiny")
+    c.model.hrm_text.scan_layers = c.model.hrm_text.loop_cycles = c.model.hrm_text.remat_cycles = True
+    model = families.build_family(c, {"vocab_size": 64, "seq_len": 32}).build(nnx.Rngs(0))
+    assert model.L_module.scan_layers and model.H_module.scan_layers and model.loop_cycles and model.remat_cycles

@@ -246,13 +246,14 @@ class HrmText(nnx.Module):
     store it; the pad row zeroed too. `remat=True`: per-block rematerialization in training (`layers.BlockStack`),
     keeping what `remat_policy` says; `remat_cycles=True`: per-H-cycle rematerialization (each cycle keeps its
     input (z_H, z_L) and is recomputed in the backward pass; with `remat` too, that recomputation is per block).
+    `scan_layers=True`: each stack's blocks as one `lax.scan` over their stacked weights (`layers.BlockStack`).
     """
 
     def __init__(self, config: HrmTextConfig, *, dtype=jnp.float32,
                  init: Literal["transformers", "authors"] = "transformers",
                  attention_impl: Literal["xla", "cudnn"] | None = None, remat: bool = False,
                  remat_policy: str = "nothing_saveable", loop_cycles: bool = False, remat_cycles: bool = False,
-                 rngs: nnx.Rngs):
+                 scan_layers: bool = False, rngs: nnx.Rngs):
         if init not in ("transformers", "authors"):
             raise ValueError(f"HrmText init must be 'transformers' or 'authors', got {init!r}")
         self.config, self.dtype = config, dtype
@@ -276,7 +277,8 @@ class HrmText(nnx.Module):
                     d, cfg.num_attention_heads, cfg.head_dim, cfg.intermediate_size, eps=cfg.rms_norm_eps,
                     pre_norm=True, gated_attention=True, rope_in_fp32=False, dtype=dtype, kernel_init=kernel_init,
                     down_init=down_init, attention_impl=attention_impl, rngs=rngs))
-            return layers.BlockStack(blocks, final_norm_eps=cfg.rms_norm_eps, remat=remat, remat_policy=remat_policy)
+            return layers.BlockStack(blocks, final_norm_eps=cfg.rms_norm_eps, remat=remat, remat_policy=remat_policy,
+                                     scan_layers=scan_layers)
 
         self.L_module = stack()
         self.H_module = stack()

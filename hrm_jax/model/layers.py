@@ -20,6 +20,8 @@ import jax.numpy as jnp
 from flax import nnx
 from flax.core import spmd as flax_spmd
 
+from hrm_jax.model import loops
+
 Initializer = Callable[[jax.Array, tuple[int, ...], jnp.dtype], jax.Array]
 
 # std of a unit normal truncated to [-2, 2]; dividing by it makes the truncated draw have the requested std.
@@ -331,22 +333,30 @@ class BlockStack(nnx.Module):
     block's activations in the backward pass (one `jax.checkpoint` per block) instead of keeping them all: the
     [B, N, S, S] attention intermediates of every gradient-carrying block otherwise stay live until the backward
     pass (16 blocks x several 256 MiB buffers for code-30m at 32 x 512). Same values; about one more forward.
-    `remat_policy` (REMAT_POLICIES) says what each block keeps: nothing (the default), or its matmul outputs."""
+    `remat_policy` (REMAT_POLICIES) says what each block keeps: nothing (the default), or its matmul outputs.
+    `scan_layers=True`: the blocks run as one `lax.scan` over their weights stacked at call time (one compiled
+    block whatever the depth; the parameters stay per block, so checkpoints and exports are unchanged)."""
 
     def __init__(self, blocks: list[Block], *, final_norm_eps: float | None = None, remat: bool = False,
-                 remat_policy: str = "nothing_saveable"):
+                 remat_policy: str = "nothing_saveable", scan_layers: bool = False):
         self.layers = nnx.List(blocks)
         self.final_norm_eps = final_norm_eps
         self.remat = remat
         self.remat_policy = check_remat_policy(remat_policy)
+        self.scan_layers = scan_layers  # the blocks as one lax.scan over their stacked weights (compile time)
 
     def __call__(self, h_BSD: jax.Array, cos=None, sin=None, mask=None, kv_cache=None) -> jax.Array:
-        for layer in self.layers:
+        def apply(layer, h_BSD):
             h_BSD = shard_activation(h_BSD, ACT_BSD)
             if self.remat and kv_cache is None:
-                h_BSD = _REMATERIALIZED[self.remat_policy](layer, h_BSD, cos, sin, mask)
-            else:
-                h_BSD = layer(h_BSD, cos, sin, mask, kv_cache=kv_cache)
+                return _REMATERIALIZED[self.remat_policy](layer, h_BSD, cos, sin, mask)
+            return layer(h_BSD, cos, sin, mask, kv_cache=kv_cache)
+
+        if self.scan_layers and len(self.layers) > 1:
+            h_BSD = loops.scan_modules(list(self.layers), apply, h_BSD, kv_cache=kv_cache)
+        else:
+            for layer in self.layers:
+                h_BSD = apply(layer, h_BSD)
         if self.final_norm_eps is not None:
             h_BSD = rms_norm(h_BSD, self.final_norm_eps)
         return h_BSD
