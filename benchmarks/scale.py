@@ -88,7 +88,8 @@ def measure(shape: str, remat: bool | str, batch: int, seq_len: int | None, loop
     xla = step_memory.compiled_flops(compiled)
     formula = family.flops_per_token() * batch * spec.seq_len / fsdp  # per device, as XLA counts the SPMD program
     return {"shape": shape, "remat": remat if preset else "n/a",
-            "loop": ("on" if loop else "off") + (" + scan" if scan and preset else ""), "fsdp": fsdp, "params": family.num_params(),
+            "loop": ("on" if loop else "off") + (" + scan" if scan and preset else ""), "fsdp": fsdp,
+            "params": family.num_params(),
             "batch": batch, "seq_len": spec.seq_len, "compile_s": compile_s,
             "step_gib": mem.total / GIB if mem else None, "temp_gib": mem.temp / GIB if mem else None,
             "state_gib": mem.arguments / GIB if mem else None, "xla_flops": xla, "formula_flops": formula}
@@ -106,7 +107,8 @@ def _row(r: dict) -> str:
 
 def table(results: list[dict]) -> str:
     head = ("| shape | remat | loop | fsdp | params | batch x seq | compile s | step GiB | temp GiB | XLA FLOPs/step "
-            "per device | formula FLOPs/step per device | XLA/formula |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "per device | formula FLOPs/step per device | XLA/formula |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|")
     return "\n".join([head] + [_row(r) for r in results])
 
 
@@ -183,7 +185,8 @@ def _header(args) -> str:
             f"{platform.machine()} CPU ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), XLA's memory-"
             "minimizing CPU scheduler. Step GiB = XLA's memory analysis of the compiled step per device "
             "(temporaries + state + batch + unaliased outputs); FLOPs per device from XLA's cost analysis vs the "
-            "family's formula (`flops_per_token`) over the devices. The 1B shape is compiled from abstract arrays only.\n\n")
+            "family's formula (`flops_per_token`) over the devices. The 1B shape is compiled from abstract arrays "
+            "only.\n\n")
 
 
 if __name__ == "__main__":

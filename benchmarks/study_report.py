@@ -140,8 +140,7 @@ def code_table(records: list[dict]) -> list[str]:
              "up to that many rounds of execution feedback (evals.refine). Wall: the recipe's wall time.", "",
              "| family | params | pretraining FLOPs | steps | wall | held-out corpus loss (nats/token) | "
              "held-out corpus bits/byte | MBPP test loss (nats/token) | MBPP test bits/byte | syntax-valid | "
-             "pass@1 (samples) | "
-             "pass@1 after refinement (rounds) | run |",
+             "pass@1 (samples) | pass@1 after refinement (rounds) | run |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for rec in rows:
         p, s = rec["plan"], rec.get("code_summary") or {}

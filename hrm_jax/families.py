@@ -257,7 +257,7 @@ class HrmTextFamily:
     attention_impl: str | None = None
     remat: bool = False  # per-block rematerialization (config.model.hrm_text.remat)
     remat_policy: str = "nothing_saveable"  # what a rematerialized block keeps (config.model.hrm_text.remat_policy)
-    loop_cycles: bool = False  # gradient-free L calls as a lax.fori_loop (config.model.hrm_text.loop_cycles)
+    loop_cycles: bool = False  # cycles as compiled loops (config.model.hrm_text.loop_cycles)
     remat_cycles: bool = False  # per-H-cycle rematerialization (config.model.hrm_text.remat_cycles)
     scan_layers: bool = False  # each stack's blocks as one lax.scan (config.model.hrm_text.scan_layers)
     chunked_loss: bool = True  # cross-entropy over sequence chunks, never the whole [B, S, V] logits

@@ -62,17 +62,22 @@ def test_the_uncached_forward_is_unchanged(cfg):
     np.testing.assert_allclose(looped(IDS), unrolled(IDS), rtol=1e-6, atol=1e-6)
 
 
+def _gradient_program_size(cfg, **options) -> int:
+    """Characters of the lowered gradient of a loss over `HrmText(cfg, **options)`'s logits."""
+    model = HrmText(cfg, rngs=nnx.Rngs(0), **options)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    seg, pos = jnp.ones_like(IDS), jnp.broadcast_to(jnp.arange(10), IDS.shape)
+
+    def loss(p):
+        return nnx.merge(graphdef, p, rest).segment_logits(IDS, seg, pos).sum()
+    return len(jax.jit(jax.grad(loss)).lower(params).as_text())
+
+
 def test_the_training_program_is_flat_in_H_cycles():
     """Gradient of the loss, lowered: with loop_cycles its size does not grow from 4 to 8 H cycles (the padded
     cycles are one loop body); unrolled it does."""
     def size(loop, h):
-        model = HrmText(TINY.replace(H_cycles=h), loop_cycles=loop, rngs=nnx.Rngs(0))
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        seg, pos = jnp.ones_like(IDS), jnp.broadcast_to(jnp.arange(10), IDS.shape)
-
-        def loss(p):
-            return nnx.merge(graphdef, p, rest).segment_logits(IDS, seg, pos).sum()
-        return len(jax.jit(jax.grad(loss)).lower(params).as_text())
+        return _gradient_program_size(TINY.replace(H_cycles=h), loop_cycles=loop)
 
     assert size(False, 8) > 1.5 * size(False, 4)
     assert size(True, 8) == size(True, 4)
@@ -110,13 +115,7 @@ def test_scanned_layers_are_the_unrolled_computation_in_float64(loop, remat, mon
 
 def test_the_training_program_is_flat_in_layers_with_scan_layers():
     def size(scan, lps):
-        model = HrmText(TINY.replace(num_layers_per_stack=lps), scan_layers=scan, rngs=nnx.Rngs(0))
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        seg, pos = jnp.ones_like(IDS), jnp.broadcast_to(jnp.arange(10), IDS.shape)
-
-        def loss(p):
-            return nnx.merge(graphdef, p, rest).segment_logits(IDS, seg, pos).sum()
-        return len(jax.jit(jax.grad(loss)).lower(params).as_text())
+        return _gradient_program_size(TINY.replace(num_layers_per_stack=lps), scan_layers=scan)
 
     assert size(False, 6) > 1.5 * size(False, 2)
     assert size(True, 6) < 1.2 * size(True, 2)  # only the stacking of the weights grows

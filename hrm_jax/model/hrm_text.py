@@ -257,7 +257,7 @@ class HrmText(nnx.Module):
         if init not in ("transformers", "authors"):
             raise ValueError(f"HrmText init must be 'transformers' or 'authors', got {init!r}")
         self.config, self.dtype = config, dtype
-        self.loop_cycles = loop_cycles  # gradient-free L calls of a cycle as one lax.fori_loop (hidden_states)
+        self.loop_cycles = loop_cycles  # cycles as compiled loops (hidden_states)
         self.remat_cycles = remat_cycles  # training keeps each H cycle's input only and recomputes the cycle
         cfg, d = config, config.hidden_size
         if init == "transformers":
@@ -368,6 +368,7 @@ class HrmText(nnx.Module):
         def run_cycle(L_module, H_module, z_H, z_L, h, shape_h: int):
             if not self.remat_cycles or kv_cache is not None:  # generation has no backward pass
                 return cycle(L_module, H_module, z_H, z_L, h, shape_h)
+
             def cycle_at_shape(L_module, H_module, z_H, z_L, h):
                 return cycle(L_module, H_module, z_H, z_L, h, shape_h)
             return nnx.remat(cycle_at_shape)(L_module, H_module, z_H, z_L, jnp.asarray(h, jnp.int32))
